@@ -1,0 +1,81 @@
+//! The HTTP side: actix-web routes for widget requests (`<context>/wb/<service>`) and the
+//! `/_wbe/` operations endpoints.
+//!
+//! The gateway decides everything that can be decided without running widget code —
+//! which widget is calling, whether the caller is logged in, whether the endpoint exists,
+//! whether the body is too large — so that a bad request never costs a worker anything.
+
+mod auth;
+mod error;
+mod ops;
+mod widget_route;
+
+use std::cell::OnceCell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use slog::Logger;
+
+use crate::config::Config;
+use crate::helpers::tls;
+use crate::supervisor::Supervisor;
+
+/// What every HTTP worker thread shares.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub supervisor: Arc<Supervisor>,
+    pub log: Logger,
+    tokens: auth::TokenCache,
+    manager_tls: Arc<rustls::ClientConfig>,
+    request_prefix: String,
+    request_counter: AtomicU64,
+}
+
+thread_local! {
+    /// awc clients are per thread; each HTTP worker thread makes its own on first use.
+    static AUTH_CLIENT: OnceCell<awc::Client> = const { OnceCell::new() };
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, supervisor: Arc<Supervisor>, log: Logger) -> Result<AppState, tls::TlsError> {
+        let manager_tls = tls::manager_client_config(&config)?;
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Ok(AppState {
+            config,
+            supervisor,
+            log,
+            tokens: auth::TokenCache::default(),
+            manager_tls,
+            request_prefix: format!("{:x}{:x}", std::process::id(), started.as_millis() & 0xffff_ffff),
+            request_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// A request id unique across restarts and instances behind one load balancer.
+    fn next_request_id(&self) -> String {
+        format!("{}-{}", self.request_prefix, self.request_counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn auth_client(&self) -> awc::Client {
+        AUTH_CLIENT.with(|client| client.get_or_init(|| tls::http_client(self.manager_tls.clone())).clone())
+    }
+}
+
+/// Binds the listening socket and builds the server (not yet running).
+pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/_wbe/health", web::get().to(ops::health))
+            .route("/_wbe/ready", web::get().to(ops::ready))
+            .route("/_wbe/status", web::get().to(ops::status))
+            .default_service(web::to(widget_route::handle))
+    })
+    .bind(listen)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}

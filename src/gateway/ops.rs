@@ -1,0 +1,66 @@
+//! The `/_wbe/` endpoints operators and load balancers use.
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::AppState;
+use crate::supervisor::WidgetState;
+
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready once every widget has loaded or reported why it cannot.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let starting: Vec<String> = state
+        .supervisor
+        .widgets()
+        .iter()
+        .filter(|w| matches!(w.state(), WidgetState::Starting))
+        .map(|w| w.source.id.clone())
+        .collect();
+    if starting.is_empty() {
+        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "starting", "widgets": starting }))
+    }
+}
+
+pub async fn status(state: web::Data<AppState>) -> HttpResponse {
+    let widgets: Vec<Value> = state
+        .supervisor
+        .widgets()
+        .iter()
+        .map(|w| {
+            let restarts = w.restarts.load(std::sync::atomic::Ordering::Relaxed);
+            let base = json!({
+                "id": w.source.id,
+                "dir": w.source.dir,
+                "backend": w.source.backend,
+                "restarts": restarts,
+            });
+            let detail = match w.state() {
+                WidgetState::NoBackend => json!({ "state": "no_backend" }),
+                WidgetState::Starting => json!({ "state": "starting" }),
+                WidgetState::Ready { conn, endpoints } => json!({
+                    "state": "ready",
+                    "pid": conn.pid,
+                    "endpoints": endpoints,
+                    "inflight": conn.inflight_count(),
+                    "memory": {
+                        "rss": conn.rss.load(std::sync::atomic::Ordering::Relaxed),
+                        "heap": conn.heap.load(std::sync::atomic::Ordering::Relaxed),
+                    },
+                }),
+                WidgetState::LoadFailed(error) => json!({ "state": "load_failed", "load_error": error }),
+                WidgetState::Restarting { reason, .. } => json!({ "state": "restarting", "last_crash": reason }),
+            };
+            let mut merged = base;
+            if let (Some(m), Value::Object(d)) = (merged.as_object_mut(), detail) {
+                m.extend(d);
+            }
+            merged
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "version": env!("CARGO_PKG_VERSION"), "widgets": widgets }))
+}

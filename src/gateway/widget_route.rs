@@ -1,0 +1,223 @@
+//! `ANY <context path>/wb/<service>[/<rest>]`: one widget request, from HTTP to the
+//! widget's worker and back.
+//!
+//! The path is matched the way the stage's `router.use('/:service', …)` matches it, so a
+//! handler sees the same `req.url` (`/rest?query`) and `req.baseUrl` it saw there. The
+//! request body streams to the worker under flow control while the response streams back;
+//! neither is ever held whole in the gateway.
+
+use std::time::Instant;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use percent_encoding::percent_decode_str;
+use slog::{info, warn};
+
+use super::error::GatewayError;
+use super::{auth, AppState};
+use crate::protocol::{CancelReason, RequestHead};
+use crate::registry::is_valid_widget_id;
+use crate::supervisor::{describe, BodyTooLarge, Exchange, RouteError};
+
+/// Methods the stage lets a widget register; anything else can never match an endpoint.
+const WIDGET_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+
+/// Headers that describe one HTTP hop, not the response: the gateway sets its own.
+const HOP_BY_HOP: [&str; 5] = ["connection", "keep-alive", "transfer-encoding", "upgrade", "content-length"];
+
+/// The parts of a widget URL path: the service segment (still encoded) and the rest.
+fn split_path<'a>(context_path: &str, path: &'a str) -> Option<(&'a str, &'a str)> {
+    let after = path.strip_prefix(context_path)?.strip_prefix("/wb/")?;
+    let (service, rest) = after.split_at(after.find('/').unwrap_or(after.len()));
+    (!service.is_empty()).then_some((service, rest))
+}
+
+pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = state.next_request_id();
+    let widget = req.headers().get("widget-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let mut service = String::new();
+    let result = forward(&req, payload, &state, &widget, &mut service).await;
+    let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+    }
+    info!(state.log, "request";
+        "request_id" => request_id,
+        "widget" => widget,
+        "endpoint" => service,
+        "method" => req.method().as_str(),
+        "status" => response.status().as_u16(),
+        "duration_ms" => started.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+async fn forward(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    widget: &str,
+    service_out: &mut String,
+) -> Result<HttpResponse, GatewayError> {
+    let config = &state.config;
+    let path = req.uri().path();
+    let (raw_service, rest) = split_path(&config.server.context_path, path)
+        .ok_or_else(|| GatewayError::not_found(format!("Cannot {} {path}", req.method())))?;
+    let service = percent_decode_str(raw_service)
+        .decode_utf8()
+        .map_err(|_| GatewayError::bad_request("The service name in the URL is not valid UTF-8"))?
+        .into_owned();
+    *service_out = service.clone();
+
+    if req.headers().get("widget-id").is_none() {
+        return Err(GatewayError::bad_request("The widget-id header is missing: say which widget is calling"));
+    }
+    if !is_valid_widget_id(widget) {
+        return Err(GatewayError::bad_request(format!(
+            "The widget-id header `{}` is not a widget folder name (no `/`, `\\`, `..` or control characters)",
+            widget.escape_debug()
+        )));
+    }
+
+    let user = auth::authenticate(req, config, &state.tokens, &state.auth_client()).await?;
+
+    let declared_length = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|len| len > config.server.max_body_size) {
+        return Err(too_large(config.server.max_body_size));
+    }
+
+    let method = req.method().as_str().to_ascii_uppercase();
+    if !WIDGET_METHODS.contains(&method.as_str()) {
+        return Err(GatewayError::not_found(format!(
+            "There is no service {} for method {method} for widget {widget} registered (valid methods: GET,POST,PUT,DELETE,PATCH)",
+            service.to_uppercase()
+        )));
+    }
+    let (conn, slot) = state.supervisor.route(widget, &service, &method).await.map_err(|e| route_error(e, widget, &service, &method))?;
+
+    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let url = if rest.is_empty() { format!("/{query}") } else { format!("{rest}{query}") };
+    let head = RequestHead {
+        id: 0,
+        method: req.method().as_str().to_owned(),
+        url,
+        original_url: req.uri().path_and_query().map_or_else(|| path.to_owned(), |p| p.as_str().to_owned()),
+        base_url: format!("{}/wb/{raw_service}", config.server.context_path),
+        service: service.clone(),
+        headers: req
+            .headers()
+            .iter()
+            // Header bytes beyond ASCII reach Node as latin-1, as Node's own parser gives them.
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().iter().map(|&b| b as char).collect()))
+            .collect(),
+        ip: req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+        protocol: "http",
+        user,
+        window: 0,
+    };
+    let mut exchange = Exchange::begin(conn, head, slot)
+        .ok_or_else(|| GatewayError::unavailable(format!("Widget {widget} is restarting; try again"), Some(std::time::Duration::from_secs(1))))?;
+    let mut too_large_rx = exchange.send_body(payload, config.server.max_body_size);
+
+    let timeout = config.workers.handler_timeout;
+    let head = tokio::select! {
+        head = tokio::time::timeout(timeout, exchange.head()) => head,
+        Ok(BodyTooLarge) = &mut too_large_rx => {
+            exchange.cancel(CancelReason::Client);
+            return Err(too_large(config.server.max_body_size));
+        }
+    };
+    let head = match head {
+        Err(_) => {
+            exchange.cancel(CancelReason::Timeout);
+            return Err(GatewayError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "Widget {widget} did not answer {method} {service} within {} (handler_timeout)",
+                    humantime::format_duration(timeout)
+                ),
+            ));
+        }
+        Ok(Err(gone)) => {
+            return Err(GatewayError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("Widget {widget} failed while handling {method} {service}: {gone}"),
+            ))
+        }
+        Ok(Ok(head)) => head,
+    };
+
+    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    let mut content_length = None;
+    for (name, value) in head.headers {
+        let lower = name.to_ascii_lowercase();
+        if lower == "content-length" {
+            content_length = value.trim().parse::<u64>().ok();
+        }
+        if HOP_BY_HOP.contains(&lower.as_str()) {
+            continue;
+        }
+        match (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(&value)) {
+            (Ok(name), Ok(value)) => {
+                response.append_header((name, value));
+            }
+            _ => warn!(state.log, "dropped an invalid response header"; "widget" => widget, "header" => lower),
+        }
+    }
+    if head.end {
+        return Ok(response.body(head.body.unwrap_or_default()));
+    }
+    let body = exchange.into_body();
+    Ok(match content_length {
+        Some(length) => response.body(SizedStream::new(length, body)),
+        None => response.streaming(body),
+    })
+}
+
+fn too_large(limit: u64) -> GatewayError {
+    GatewayError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Request body is larger than the limit of {} (server.max_body_size)", bytesize::ByteSize(limit)),
+    )
+}
+
+fn route_error(error: RouteError, widget: &str, service: &str, method: &str) -> GatewayError {
+    match error {
+        RouteError::NoWidget => GatewayError::not_found(format!("Widget {widget} not found")),
+        RouteError::NoBackend => GatewayError::not_found(format!("Widget {widget} has no backend")),
+        RouteError::NoEndpoint { available } => GatewayError::not_found(format!(
+            "There is no service {} for method {method} for widget {widget} registered (it has: {})",
+            service.to_uppercase(),
+            if available.is_empty() { "no endpoints".to_owned() } else { describe(&available) }
+        )),
+        RouteError::LoadFailed(load_error) => {
+            GatewayError::unavailable(format!("Widget {widget} backend failed to load: {load_error}"), None)
+        }
+        RouteError::Unavailable { reason, retry_after } => {
+            GatewayError::unavailable(format!("Widget {widget} cannot serve now: it {reason}"), Some(retry_after))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_path;
+
+    #[test]
+    fn splits_like_router_use_service() {
+        assert_eq!(split_path("/console", "/console/wb/status"), Some(("status", "")));
+        assert_eq!(split_path("/console", "/console/wb/status/a/b"), Some(("status", "/a/b")));
+        assert_eq!(split_path("/console", "/console/wb/status/"), Some(("status", "/")));
+        assert_eq!(split_path("/console", "/console/wb/"), None);
+        assert_eq!(split_path("/console", "/other/wb/status"), None);
+        assert_eq!(split_path("", "/wb/x"), Some(("x", "")));
+    }
+}

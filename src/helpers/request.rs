@@ -1,0 +1,197 @@
+//! `helper.Request`: HTTP requests from a widget to any allowed URL.
+//!
+//! Semantics follow the stage's `RequestService`: a JSON `body`, a response parsed as JSON
+//! when it says it is JSON (`parseResponse`), a Buffer when `parseResponse` is false, a
+//! per-call CA `certificate`, and an error status rejecting with an Error that carries the
+//! status and the body. Where the request may go is the operator's decision
+//! (`[request]` in the config): by default anywhere but link-local and cloud-metadata
+//! addresses, which would hand a widget the host's cloud credentials.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{header_args, query, string_arg, tls, TlsError};
+use crate::config::Config;
+use crate::protocol::{CallError, CallResult};
+
+const MAX_RESPONSE: usize = 64 * 1024 * 1024;
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct RequestHelper {
+    client: awc::Client,
+    policy: HostPolicy,
+}
+
+impl RequestHelper {
+    pub fn new(config: Arc<Config>) -> Result<RequestHelper, TlsError> {
+        Ok(RequestHelper {
+            client: tls::http_client(tls::client_config(None)?),
+            policy: HostPolicy::new(&config.request.allowed_hosts, &config.request.denied_hosts),
+        })
+    }
+
+    pub async fn call(&self, args: Value) -> Result<CallResult, CallError> {
+        let method = string_arg(&args, "method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
+        if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE" | "PATCH") {
+            return Err(CallError::Refused { message: format!("method `{method}` not allowed. Valid methods: GET,POST,PUT,DELETE,PATCH") });
+        }
+        let raw_url = string_arg(&args, "url").unwrap_or_default();
+        let url = url::Url::parse(&query::with_query(&raw_url, args.get("params")))
+            .map_err(|e| CallError::Refused { message: format!("invalid url `{raw_url}`: {e}") })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(CallError::Refused { message: format!("url `{raw_url}` refused: only http and https are allowed") });
+        }
+        self.policy.check(&url)?;
+
+        let per_call_client;
+        let client = match string_arg(&args, "certificate") {
+            Some(pem) => {
+                let tls = tls::client_config(Some(pem.as_bytes()))
+                    .map_err(|e| CallError::Refused { message: format!("certificate: {e}") })?;
+                per_call_client = tls::http_client(tls);
+                &per_call_client
+            }
+            None => &self.client,
+        };
+        let method_value = awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| CallError::Refused { message: e.to_string() })?;
+        let mut request = client.request(method_value, url.as_str()).timeout(TIMEOUT);
+        for (name, value) in header_args(&args)? {
+            if !matches!(name.as_str(), "cert" | "host" | "content-length" | "connection" | "transfer-encoding") {
+                request = request.append_header((name, value));
+            }
+        }
+        let sent = match args.get("body").filter(|b| !b.is_null() && *b != &Value::Bool(false) && *b != &Value::String(String::new())) {
+            Some(body) => request.send_json(body).await,
+            None => request.send().await,
+        };
+        let mut response = sent.map_err(|e| CallError::Transport { message: format!("{method} {raw_url} failed: {e}") })?;
+        let bytes = response
+            .body()
+            .limit(MAX_RESPONSE)
+            .await
+            .map_err(|e| CallError::Transport { message: format!("response of {method} {raw_url} unreadable: {e}") })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(CallError::Status {
+                message: format!(
+                    "Status: {} {}. Data received: {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or(""),
+                    String::from_utf8_lossy(&bytes)
+                ),
+            });
+        }
+        let parse = args.get("parseResponse").map_or(true, |p| p.as_bool() != Some(false));
+        if !parse {
+            return Ok(CallResult::buffer(&bytes));
+        }
+        let is_json = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.to_ascii_lowercase().contains("application/json"));
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if is_json {
+            return serde_json::from_str(&text)
+                .map(CallResult::value)
+                .map_err(|_| CallError::Status { message: format!("Invalid JSON response. Cannot parse. Data received: {text}") });
+        }
+        Ok(CallResult::value(Value::String(text)))
+    }
+}
+
+/// Which hosts `helper.Request` may reach. Checks the URL's host as written; a name that
+/// resolves into a denied range is not caught here (see docs/SECURITY.md).
+struct HostPolicy {
+    allow_any: bool,
+    allowed: Vec<String>,
+    denied_names: Vec<String>,
+    denied_ranges: Vec<ipnet::IpNet>,
+}
+
+impl HostPolicy {
+    fn new(allowed: &[String], denied: &[String]) -> HostPolicy {
+        let mut policy = HostPolicy { allow_any: false, allowed: Vec::new(), denied_names: Vec::new(), denied_ranges: Vec::new() };
+        for host in allowed {
+            if host == "*" {
+                policy.allow_any = true;
+            } else {
+                policy.allowed.push(host.to_ascii_lowercase());
+            }
+        }
+        for host in denied {
+            if let Ok(net) = host.parse::<ipnet::IpNet>() {
+                policy.denied_ranges.push(net);
+            } else if let Ok(ip) = host.parse::<IpAddr>() {
+                policy.denied_ranges.push(ipnet::IpNet::from(ip));
+            } else {
+                policy.denied_names.push(host.to_ascii_lowercase());
+            }
+        }
+        policy
+    }
+
+    fn check(&self, url: &url::Url) -> Result<(), CallError> {
+        let refuse = |host: &str| CallError::Refused {
+            message: format!("helper.Request to `{host}` refused: host not allowed by the gateway's [request] configuration"),
+        };
+        let Some(host) = url.host() else { return Err(refuse("")) };
+        let name = host.to_string().to_ascii_lowercase();
+        let ip = match host {
+            url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            url::Host::Ipv6(ip) => Some(ip.to_canonical()),
+            url::Host::Domain(_) => None,
+        };
+        if let Some(ip) = ip {
+            if self.denied_ranges.iter().any(|net| net.contains(&ip)) {
+                return Err(refuse(&name));
+            }
+        }
+        if self.denied_names.iter().any(|d| name == *d || name.ends_with(&format!(".{d}"))) {
+            return Err(refuse(&name));
+        }
+        let allowed = self.allow_any
+            || self.allowed.iter().any(|a| match a.strip_prefix("*.") {
+                Some(suffix) => name.ends_with(&format!(".{suffix}")),
+                None => name == *a,
+            });
+        if allowed { Ok(()) } else { Err(refuse(&name)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allowed: &[&str]) -> HostPolicy {
+        let defaults = crate::config::RequestConfig::default();
+        HostPolicy::new(&allowed.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &defaults.denied_hosts)
+    }
+
+    fn check(p: &HostPolicy, url: &str) -> bool {
+        p.check(&url::Url::parse(url).unwrap()).is_ok()
+    }
+
+    #[test]
+    fn default_policy_refuses_metadata_and_link_local() {
+        let p = policy(&["*"]);
+        assert!(check(&p, "http://example.com/x"));
+        assert!(check(&p, "http://127.0.0.1:8080/"));
+        assert!(!check(&p, "http://169.254.169.254/latest/meta-data/"));
+        assert!(!check(&p, "http://[fe80::1]/"));
+        assert!(!check(&p, "http://[::ffff:169.254.169.254]/"));
+        assert!(!check(&p, "http://metadata.google.internal/"));
+    }
+
+    #[test]
+    fn explicit_allow_list_is_exact_or_wildcard() {
+        let p = policy(&["api.github.com", "*.example.org"]);
+        assert!(check(&p, "https://api.github.com/repos"));
+        assert!(check(&p, "https://a.example.org/"));
+        assert!(!check(&p, "https://example.org.evil.com/"));
+        assert!(!check(&p, "https://github.com/"));
+    }
+}

@@ -1,0 +1,19 @@
+//! `wbe`: the widget-backend engine for Cloudify Console.
+//!
+//! A Rust gateway that authenticates console callers, validates the calling widget and
+//! routes each request to that widget's own sandboxed Node.js worker. See README.md for
+//! the picture and docs/PROTOCOL.md for the wire format between the two.
+
+mod cli;
+mod config;
+mod gateway;
+mod helpers;
+mod logging;
+mod protocol;
+mod registry;
+mod sandbox;
+mod supervisor;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}

@@ -1,0 +1,443 @@
+//! One running Node child: its process, the handshake, and the connection that
+//! multiplexes requests over its stdin/stdout.
+//!
+//! The connection ([`WorkerConn`]) is shared by every HTTP worker thread that sends it a
+//! request; it holds the writer side and the table of requests in flight. The frames the
+//! child writes are read by one task ([`WorkerConn::read_frames`]) that routes each one
+//! to the request it names. Anything the child does wrong — a malformed line, an unknown
+//! frame, more body than its flow-control window allows — ends that task with a fault,
+//! and the supervisor kills and restarts the child: a worker is trusted with nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use slog::{debug, error, info, o, warn, Logger};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use crate::config::Config;
+use crate::helpers::Helpers;
+use crate::protocol::{
+    BodyData, CancelReason, Endpoint, FromShim, LoadError, ProtocolError, RequestHead, ToShim, MAX_LINE,
+    PROTOCOL_VERSION,
+};
+use crate::registry::WidgetSource;
+use crate::sandbox;
+
+/// How many request-body bytes the gateway sends ahead of the shim's acks.
+pub const REQUEST_WINDOW: usize = 256 * 1024;
+/// How many response-body bytes the shim may send ahead of the gateway's acks.
+pub const RESPONSE_WINDOW: usize = 256 * 1024;
+
+/// The status line and headers of a response, possibly with its whole body.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Bytes>,
+    pub end: bool,
+}
+
+/// Why a request lost its worker: the child exited, was killed, or broke the protocol.
+#[derive(Debug, Clone)]
+pub struct WorkerGone(pub String);
+
+impl std::fmt::Display for WorkerGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WorkerGone {}
+
+/// The gateway's side of one request in flight, as the reader task sees it.
+struct Inflight {
+    head: Option<oneshot::Sender<Result<ResponseHead, WorkerGone>>>,
+    body: mpsc::UnboundedSender<Result<Bytes, WorkerGone>>,
+    request_credit: Arc<Semaphore>,
+    response_outstanding: Arc<AtomicUsize>,
+}
+
+/// The receiving ends handed to the gateway when a request starts.
+pub struct RequestChannels {
+    pub id: u64,
+    pub head: oneshot::Receiver<Result<ResponseHead, WorkerGone>>,
+    pub body: mpsc::UnboundedReceiver<Result<Bytes, WorkerGone>>,
+    pub request_credit: Arc<Semaphore>,
+    pub response_outstanding: Arc<AtomicUsize>,
+}
+
+/// A live connection to one widget child.
+pub struct WorkerConn {
+    pub pid: u32,
+    writer: mpsc::UnboundedSender<Bytes>,
+    inflight: Mutex<HashMap<u64, Inflight>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+    /// Resident memory and V8 heap reported by the last `pong`.
+    pub rss: AtomicU64,
+    pub heap: AtomicU64,
+    last_pong: AtomicU64,
+}
+
+impl WorkerConn {
+    pub fn send(&self, frame: &ToShim) {
+        // A send fails only once the writer task has ended, i.e. the child is gone; the
+        // reader notices the same and fails every request, so there is nothing to do here.
+        let _ = self.writer.send(frame.encode());
+    }
+
+    /// Registers a request and sends its `req` frame. `None` when the worker is closing.
+    pub fn start(&self, mut head: RequestHead) -> Option<RequestChannels> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        head.id = id;
+        head.window = RESPONSE_WINDOW;
+        let (head_tx, head_rx) = oneshot::channel();
+        let (body_tx, body_rx) = mpsc::unbounded_channel();
+        let request_credit = Arc::new(Semaphore::new(REQUEST_WINDOW));
+        let response_outstanding = Arc::new(AtomicUsize::new(0));
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            inflight.insert(
+                id,
+                Inflight {
+                    head: Some(head_tx),
+                    body: body_tx,
+                    request_credit: request_credit.clone(),
+                    response_outstanding: response_outstanding.clone(),
+                },
+            );
+        }
+        self.send(&ToShim::Req(head));
+        Some(RequestChannels { id, head: head_rx, body: body_rx, request_credit, response_outstanding })
+    }
+
+    /// Gives up on a request: forgets it and tells the shim, unless it already finished.
+    pub fn cancel(&self, id: u64, reason: CancelReason) {
+        if self.take(id).is_some() {
+            self.send(&ToShim::Cancel { id, reason });
+        }
+    }
+
+    pub fn inflight_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Inflight>> {
+        // The table holds plain data; a panic elsewhere cannot leave it inconsistent.
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets a finished or abandoned request; closing its credit stops the body pump.
+    fn take(&self, id: u64) -> Option<Inflight> {
+        let entry = self.lock().remove(&id);
+        if let Some(entry) = &entry {
+            entry.request_credit.close();
+        }
+        entry
+    }
+
+    /// Fails every request in flight with `reason` and refuses new ones.
+    pub fn close(&self, reason: &WorkerGone) {
+        let drained: Vec<Inflight> = {
+            let mut inflight = self.lock();
+            self.closed.store(true, Ordering::Release);
+            inflight.drain().map(|(_, v)| v).collect()
+        };
+        for mut entry in drained {
+            entry.request_credit.close();
+            match entry.head.take() {
+                Some(head) => {
+                    let _ = head.send(Err(reason.clone()));
+                }
+                None => {
+                    let _ = entry.body.send(Err(reason.clone()));
+                }
+            }
+        }
+    }
+
+    /// Reads the child's frames until it closes stdout or breaks the protocol.
+    async fn read_frames(
+        self: Arc<Self>,
+        mut lines: FramedRead<ChildStdout, LinesCodec>,
+        helpers: Rc<Helpers>,
+        log: Logger,
+    ) -> Result<(), ProtocolError> {
+        while let Some(line) = lines.next().await {
+            let line = line.map_err(|e| ProtocolError(format!("unreadable output: {e}")))?;
+            let frame = FromShim::decode(&line)?;
+            self.handle(frame, &helpers, &log)?;
+        }
+        Ok(())
+    }
+
+    fn handle(self: &Arc<Self>, frame: FromShim, helpers: &Rc<Helpers>, log: &Logger) -> Result<(), ProtocolError> {
+        match frame {
+            FromShim::Head { id, status, headers, text, b64, end } => {
+                let body = BodyData { text, b64 }.decode()?;
+                let mut table = self.lock();
+                let Some(entry) = table.get_mut(&id) else { return Ok(()) };
+                let Some(head_tx) = entry.head.take() else {
+                    return Err(ProtocolError(format!("second head for request {id}")));
+                };
+                if !(100..=999).contains(&status) {
+                    return Err(ProtocolError(format!("invalid status {status} for request {id}")));
+                }
+                if body.is_some() && !end {
+                    return Err(ProtocolError(format!("head for request {id} carries a body without ending")));
+                }
+                drop(table);
+                if end {
+                    self.take(id);
+                }
+                let _ = head_tx.send(Ok(ResponseHead { status, headers, body, end }));
+            }
+            FromShim::Chunk { id, text, b64 } => {
+                let Some(bytes) = BodyData { text, b64 }.decode()? else { return Ok(()) };
+                let mut table = self.lock();
+                let Some(entry) = table.get_mut(&id) else { return Ok(()) };
+                if entry.head.is_some() {
+                    return Err(ProtocolError(format!("body chunk before head for request {id}")));
+                }
+                self.charge_window(entry, id, bytes.len())?;
+                let _ = entry.body.send(Ok(bytes));
+            }
+            FromShim::End { id } => {
+                let entry = self.take(id);
+                if let Some(Inflight { head: Some(_), .. }) = entry {
+                    return Err(ProtocolError(format!("end before head for request {id}")));
+                }
+            }
+            FromShim::Ack { id, bytes } => {
+                if let Some(entry) = self.lock().get(&id) {
+                    if bytes > REQUEST_WINDOW {
+                        return Err(ProtocolError(format!("ack of {bytes} bytes exceeds the window")));
+                    }
+                    entry.request_credit.add_permits(bytes);
+                }
+            }
+            FromShim::Call { cid, id, helper, function, args } => {
+                let conn = self.clone();
+                let helpers = helpers.clone();
+                let log = log.new(o!("request" => id, "helper" => helper.clone(), "fn" => function.clone()));
+                actix_web::rt::spawn(async move {
+                    let result = helpers.call(&helper, &function, args, &log).await;
+                    conn.send(&ToShim::Ret { cid, result });
+                });
+            }
+            FromShim::Log { level, category, msg } => {
+                let category = category.unwrap_or_else(|| "WidgetBackend".into());
+                match level.as_str() {
+                    "error" => error!(log, "{}", msg; "category" => category),
+                    "warn" | "warning" => warn!(log, "{}", msg; "category" => category),
+                    "info" => info!(log, "{}", msg; "category" => category),
+                    _ => debug!(log, "{}", msg; "category" => category, "widget_level" => level),
+                }
+            }
+            FromShim::Pong { seq, rss, heap } => {
+                self.rss.store(rss, Ordering::Relaxed);
+                self.heap.store(heap, Ordering::Relaxed);
+                self.last_pong.store(seq, Ordering::Relaxed);
+            }
+            FromShim::Hello { .. } => return Err(ProtocolError("unexpected second hello".into())),
+        }
+        Ok(())
+    }
+
+    fn charge_window(&self, entry: &Inflight, id: u64, len: usize) -> Result<(), ProtocolError> {
+        let outstanding = entry.response_outstanding.fetch_add(len, Ordering::AcqRel) + len;
+        if outstanding > RESPONSE_WINDOW {
+            return Err(ProtocolError(format!(
+                "request {id}: {outstanding} response bytes sent ahead of acks (window {RESPONSE_WINDOW})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why a worker could not be brought up.
+#[derive(Debug)]
+pub enum StartError {
+    /// The backend itself is broken: restarting will not help until the file changes.
+    Load(LoadError),
+    /// The process could not be started or did not complete the handshake.
+    Spawn(String),
+}
+
+/// A started worker: its connection, what the backend registered, and the process.
+pub struct Running {
+    pub conn: Arc<WorkerConn>,
+    pub endpoints: Vec<Endpoint>,
+    child: Child,
+    reader: tokio::task::JoinHandle<Result<(), ProtocolError>>,
+}
+
+/// Starts the child for `source`, performs the handshake and starts its reader.
+pub async fn start(
+    config: &Config,
+    source: &WidgetSource,
+    backend: &Path,
+    helpers: Rc<Helpers>,
+    log: &Logger,
+) -> Result<Running, StartError> {
+    let mut child = sandbox::worker_command(config, &source.dir)
+        .spawn()
+        .map_err(|e| StartError::Spawn(format!("cannot start `{}`: {e}", config.workers.node.display())))?;
+    let pid = child.id().unwrap_or(0);
+    let log = log.new(o!("pid" => pid));
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(StartError::Spawn("child has no stdio pipes".into()));
+    };
+
+    let stderr_log = log.clone();
+    actix_web::rt::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            warn!(stderr_log, "{}", line; "stream" => "stderr");
+        }
+    });
+
+    let (writer, writer_rx) = mpsc::unbounded_channel();
+    actix_web::rt::spawn(write_frames(stdin, writer_rx));
+    let hello = ToShim::Hello {
+        v: PROTOCOL_VERSION,
+        widget: source.id.clone(),
+        backend: backend.display().to_string(),
+        modules_dir: config.modules_dir().display().to_string(),
+        allowed_modules: config.widgets.allowed_modules.clone(),
+        allowed_builtins: config.widgets.allowed_builtins.clone(),
+    };
+    let _ = writer.send(hello.encode());
+
+    let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
+    let first = tokio::time::timeout(config.workers.startup_timeout, lines.next()).await;
+    let endpoints = match first {
+        Err(_) => {
+            return Err(StartError::Spawn(format!(
+                "no handshake within {}",
+                humantime::format_duration(config.workers.startup_timeout)
+            )))
+        }
+        Ok(None) => {
+            let status = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+            let how = match status {
+                Ok(Ok(status)) => status.to_string(),
+                _ => "closed its output".into(),
+            };
+            return Err(StartError::Spawn(format!("worker exited before the handshake ({how}); see its stderr above")));
+        }
+        Ok(Some(Err(e))) => return Err(StartError::Spawn(format!("unreadable handshake: {e}"))),
+        Ok(Some(Ok(line))) => match FromShim::decode(&line) {
+            Ok(FromShim::Hello { error: Some(error), .. }) => return Err(StartError::Load(error)),
+            Ok(FromShim::Hello { v, .. }) if v != PROTOCOL_VERSION => {
+                return Err(StartError::Spawn(format!(
+                    "shim speaks protocol version {v}, gateway speaks {PROTOCOL_VERSION}: reinstall node-shim"
+                )))
+            }
+            Ok(FromShim::Hello { endpoints, .. }) => {
+                let mut endpoints = endpoints.unwrap_or_default();
+                endpoints.sort();
+                endpoints.dedup();
+                endpoints
+            }
+            Ok(other) => return Err(StartError::Spawn(format!("expected hello, got {other:?}"))),
+            Err(e) => return Err(StartError::Spawn(format!("bad handshake: {e}"))),
+        },
+    };
+
+    let conn = Arc::new(WorkerConn {
+        pid,
+        writer,
+        inflight: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+        closed: AtomicBool::new(false),
+        rss: AtomicU64::new(0),
+        heap: AtomicU64::new(0),
+        last_pong: AtomicU64::new(0),
+    });
+    let reader = actix_web::rt::spawn(conn.clone().read_frames(lines, helpers, log));
+    Ok(Running { conn, endpoints, child, reader })
+}
+
+/// Writes queued frames to the child, coalescing whatever is queued into one write.
+async fn write_frames(mut stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+    let mut batch = BytesMut::new();
+    while let Some(first) = rx.recv().await {
+        batch.extend_from_slice(&first);
+        while batch.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if stdin.write_all(&batch).await.is_err() {
+            return;
+        }
+        batch.clear();
+    }
+}
+
+impl Running {
+    /// Runs until the worker dies, is found hung, or breaks the protocol; then kills it
+    /// and fails what it had in flight. Returns why it ended.
+    pub async fn supervise(mut self, heartbeat: Duration) -> WorkerGone {
+        let mut ticker = tokio::time::interval(heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seq = 0u64;
+        let reason = loop {
+            tokio::select! {
+                // The child's exit shows up as the end of its output, after every frame it
+                // wrote before dying has been delivered.
+                result = &mut self.reader => {
+                    let fault = match result {
+                        Ok(Ok(())) => None,
+                        Ok(Err(fault)) => Some(format!("protocol fault: {fault}")),
+                        Err(e) => Some(format!("reader failed: {e}")),
+                    };
+                    let status = match tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await {
+                        Ok(status) => status,
+                        Err(_) => {
+                            let _ = self.child.start_kill();
+                            self.child.wait().await
+                        }
+                    };
+                    break WorkerGone(match (fault, status) {
+                        (Some(fault), _) => fault,
+                        (None, Ok(status)) => format!("worker exited ({status})"),
+                        (None, Err(e)) => format!("worker lost: {e}"),
+                    });
+                }
+                _ = ticker.tick() => {
+                    // Three missed answers in a row: the event loop is stuck.
+                    if seq >= 3 && self.conn.last_pong.load(Ordering::Relaxed) + 3 <= seq {
+                        break WorkerGone(format!("worker did not answer heartbeats for {}", humantime::format_duration(heartbeat * 3)));
+                    }
+                    seq += 1;
+                    self.conn.send(&ToShim::Ping { seq });
+                }
+            }
+        };
+        self.conn.close(&reason);
+        self.reader.abort();
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        reason
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.conn.pid
+    }
+}
