@@ -164,14 +164,17 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     })
     .map_err(|e| e.to_string())?;
     with_supervisor(config, async |config, supervisor, log| {
-        let state = AppState::new(config.clone(), supervisor, log.clone()).map_err(|e| e.to_string())?;
+        let state = AppState::new(config.clone(), supervisor.clone(), log.clone()).map_err(|e| e.to_string())?;
         let (server, addrs) = gateway::bind(state, config.server.listen).map_err(|e| {
             format!("cannot listen on {}: {e} (is another server using it? choose another with --listen)", config.server.listen)
         })?;
         for addr in &addrs {
             info!(log, "listening"; "addr" => addr.to_string(), "context_path" => config.server.context_path.clone(), "auth" => format!("{:?}", config.auth.mode).to_lowercase());
         }
+        // On SIGTERM/SIGINT actix stops accepting and lets requests in flight finish
+        // (up to server.shutdown_grace) before this returns.
         server.await.map_err(|e| format!("server failed: {e}"))?;
+        supervisor.shutdown().await;
         info!(log, "stopped");
         Ok(ExitCode::SUCCESS)
     })

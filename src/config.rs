@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub context_path: String,
     #[serde(deserialize_with = "size")]
     pub max_body_size: u64,
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8089)),
             context_path: "/console".into(),
             max_body_size: 128_000_000,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

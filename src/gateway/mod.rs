@@ -66,6 +66,7 @@ impl AppState {
 
 /// Binds the listening socket and builds the server (not yet running).
 pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let grace = state.config.server.shutdown_grace;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -75,6 +76,7 @@ pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec
             .route("/_wbe/status", web::get().to(ops::status))
             .default_service(web::to(widget_route::handle))
     })
+    .shutdown_timeout(grace.as_secs().max(1))
     .bind(listen)?;
     let addrs = server.addrs();
     Ok((server.run(), addrs))

@@ -13,11 +13,12 @@ mod worker;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use slog::{error, info, o, warn, Logger};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 pub use exchange::{BodyTooLarge, Exchange};
 pub use worker::{WorkerConn, WorkerGone};
@@ -80,6 +81,9 @@ pub struct Supervisor {
     config: Arc<Config>,
     widgets: RwLock<BTreeMap<String, Arc<Widget>>>,
     settled: Notify,
+    /// Flips to `true` once, when the gateway shuts down.
+    stopping: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     log: Logger,
 }
 
@@ -95,6 +99,8 @@ impl Supervisor {
             config: config.clone(),
             widgets: RwLock::new(BTreeMap::new()),
             settled: Notify::new(),
+            stopping: watch::Sender::new(false),
+            tasks: Mutex::new(Vec::new()),
             log: log.clone(),
         });
         for (id, source) in scan.widgets {
@@ -111,11 +117,22 @@ impl Supervisor {
             });
             supervisor.write_widgets().insert(id, widget.clone());
             if widget.source.backend.is_some() {
-                actix_web::rt::spawn(supervisor.clone().keep_alive(widget, helpers.clone()));
+                let task = actix_web::rt::spawn(supervisor.clone().keep_alive(widget, helpers.clone()));
+                supervisor.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
             }
         }
         supervisor.wait_settled().await;
         supervisor
+    }
+
+    /// Stops every worker and waits until each child process has exited. Requests still
+    /// in flight fail; call this after the HTTP server has drained.
+    pub async fn shutdown(&self) {
+        self.stopping.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 
     fn write_widgets(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Widget>>> {
@@ -147,6 +164,7 @@ impl Supervisor {
         let Some(backend) = widget.source.backend.clone() else { return };
         let log = self.log.new(o!("widget" => widget.source.id.clone()));
         let mut backoff = config.workers.restart_backoff_min;
+        let mut stopping = self.stopping.subscribe();
         loop {
             let started = Instant::now();
             let reason = match worker::start(config, &widget.source, &backend, helpers.clone(), &log).await {
@@ -155,7 +173,7 @@ impl Supervisor {
                     let conn = running.conn.clone();
                     widget.set_state(WidgetState::Ready { conn, endpoints: running.endpoints.clone() });
                     self.settled.notify_waiters();
-                    running.supervise(config.workers.heartbeat).await
+                    running.supervise(config.workers.heartbeat, &mut stopping).await
                 }
                 Err(worker::StartError::Load(load_error)) => {
                     error!(log, "backend failed to load: {}", load_error; "file" => load_error.file.clone(), "line" => load_error.line);
@@ -165,6 +183,10 @@ impl Supervisor {
                 }
                 Err(worker::StartError::Spawn(reason)) => WorkerGone(reason),
             };
+            if *stopping.borrow() {
+                info!(log, "worker stopped");
+                return;
+            }
             // A worker that ran for a while earned a fresh start; one that keeps dying
             // right away waits longer each time.
             if started.elapsed() > config.workers.restart_backoff_max {
@@ -174,7 +196,10 @@ impl Supervisor {
             error!(log, "worker crashed: {}", reason; "restart_in" => humantime::format_duration(backoff).to_string());
             widget.set_state(WidgetState::Restarting { until: Instant::now() + backoff, reason: reason.0 });
             self.settled.notify_waiters();
-            tokio::time::sleep(backoff).await;
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
             backoff = (backoff * 2).min(config.workers.restart_backoff_max);
         }
     }

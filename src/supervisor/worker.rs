@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use slog::{debug, error, info, o, warn, Logger};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
 use crate::config::Config;
@@ -393,7 +393,7 @@ async fn write_frames(mut stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Byt
 impl Running {
     /// Runs until the worker dies, is found hung, or breaks the protocol; then kills it
     /// and fails what it had in flight. Returns why it ended.
-    pub async fn supervise(mut self, heartbeat: Duration) -> WorkerGone {
+    pub async fn supervise(mut self, heartbeat: Duration, stopping: &mut watch::Receiver<bool>) -> WorkerGone {
         let mut ticker = tokio::time::interval(heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut seq = 0u64;
@@ -420,6 +420,7 @@ impl Running {
                         (None, Err(e)) => format!("worker lost: {e}"),
                     });
                 }
+                _ = stopping.wait_for(|stop| *stop) => break WorkerGone("the gateway is shutting down".into()),
                 _ = ticker.tick() => {
                     // Three missed answers in a row: the event loop is stuck.
                     if seq >= 3 && self.conn.last_pong.load(Ordering::Relaxed) + 3 <= seq {
