@@ -9,6 +9,7 @@ mod config;
 mod gateway;
 mod helpers;
 mod logging;
+mod metrics;
 mod protocol;
 mod registry;
 mod sandbox;

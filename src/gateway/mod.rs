@@ -21,6 +21,7 @@ use slog::Logger;
 
 use crate::config::Config;
 use crate::helpers::tls;
+use crate::metrics::Metrics;
 use crate::supervisor::Supervisor;
 
 /// What every HTTP worker thread shares.
@@ -28,6 +29,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub supervisor: Arc<Supervisor>,
     pub log: Logger,
+    pub metrics: Metrics,
     tokens: auth::TokenCache,
     manager_tls: Arc<rustls::ClientConfig>,
     request_prefix: String,
@@ -47,6 +49,7 @@ impl AppState {
             config,
             supervisor,
             log,
+            metrics: Metrics::default(),
             tokens: auth::TokenCache::default(),
             manager_tls,
             request_prefix: format!("{:x}{:x}", std::process::id(), started.as_millis() & 0xffff_ffff),
@@ -74,6 +77,7 @@ pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec
             .route("/_wbe/health", web::get().to(ops::health))
             .route("/_wbe/ready", web::get().to(ops::ready))
             .route("/_wbe/status", web::get().to(ops::status))
+            .route("/_wbe/metrics", web::get().to(ops::metrics))
             .default_service(web::to(widget_route::handle))
     })
     .shutdown_timeout(grace.as_secs().max(1))

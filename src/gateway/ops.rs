@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::AppState;
+use crate::metrics::WorkerSample;
 use crate::supervisor::WidgetState;
 
 pub async fn health() -> HttpResponse {
@@ -33,11 +34,15 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         .iter()
         .map(|w| {
             let restarts = w.restarts.load(std::sync::atomic::Ordering::Relaxed);
+            let (requests, errors, latency) = state.metrics.widget_summary(&w.source.id);
             let base = json!({
                 "id": w.source.id,
                 "dir": w.source.dir,
                 "backend": w.source.backend,
                 "restarts": restarts,
+                "requests": requests,
+                "errors": errors,
+                "latency": latency,
             });
             let detail = match w.state() {
                 WidgetState::NoBackend => json!({ "state": "no_backend" }),
@@ -63,4 +68,21 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         })
         .collect();
     HttpResponse::Ok().json(json!({ "version": env!("CARGO_PKG_VERSION"), "widgets": widgets }))
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let samples = state.supervisor.widgets().into_iter().map(|w| {
+        let (inflight, rss, heap) = match w.state() {
+            WidgetState::Ready { conn, .. } => (
+                conn.inflight_count() as u64,
+                conn.rss.load(std::sync::atomic::Ordering::Relaxed),
+                conn.heap.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            _ => (0, 0, 0),
+        };
+        WorkerSample { widget: w.source.id.clone(), restarts: w.restarts.load(std::sync::atomic::Ordering::Relaxed), inflight, rss, heap }
+    });
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.encode(samples))
 }

@@ -17,6 +17,7 @@ use slog::{info, warn};
 
 use super::error::GatewayError;
 use super::{auth, AppState};
+use crate::metrics::RequestLabels;
 use crate::protocol::{CancelReason, RequestHead};
 use crate::registry::is_valid_widget_id;
 use crate::supervisor::{describe, BodyTooLarge, Exchange, RouteError};
@@ -38,21 +39,36 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
     let started = Instant::now();
     let request_id = state.next_request_id();
     let widget = req.headers().get("widget-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let mut service = String::new();
-    let result = forward(&req, payload, &state, &widget, &mut service).await;
+    let mut routed = Routed::default();
+    let result = forward(&req, payload, &state, &widget, &mut routed).await;
     let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
     }
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
     info!(state.log, "request";
         "request_id" => request_id,
-        "widget" => widget,
-        "endpoint" => service,
+        "widget" => &widget,
+        "endpoint" => &routed.service,
         "method" => req.method().as_str(),
-        "status" => response.status().as_u16(),
-        "duration_ms" => started.elapsed().as_secs_f64() * 1000.0,
+        "status" => status,
+        "duration_ms" => elapsed.as_secs_f64() * 1000.0,
     );
+    if routed.widget_known {
+        let endpoint = if routed.endpoint_known { routed.service.to_lowercase() } else { "unknown".into() };
+        let labels = RequestLabels { widget, endpoint, method: req.method().as_str().to_owned(), status };
+        state.metrics.record(labels, elapsed);
+    }
     response
+}
+
+/// How far routing got, for the log line and the metrics labels.
+#[derive(Default)]
+struct Routed {
+    service: String,
+    widget_known: bool,
+    endpoint_known: bool,
 }
 
 async fn forward(
@@ -60,7 +76,7 @@ async fn forward(
     payload: web::Payload,
     state: &AppState,
     widget: &str,
-    service_out: &mut String,
+    routed: &mut Routed,
 ) -> Result<HttpResponse, GatewayError> {
     let config = &state.config;
     let path = req.uri().path();
@@ -70,7 +86,7 @@ async fn forward(
         .decode_utf8()
         .map_err(|_| GatewayError::bad_request("The service name in the URL is not valid UTF-8"))?
         .into_owned();
-    *service_out = service.clone();
+    routed.service = service.clone();
 
     if req.headers().get("widget-id").is_none() {
         return Err(GatewayError::bad_request("The widget-id header is missing: say which widget is calling"));
@@ -100,7 +116,10 @@ async fn forward(
             service.to_uppercase()
         )));
     }
-    let (conn, slot) = state.supervisor.route(widget, &service, &method).await.map_err(|e| route_error(e, widget, &service, &method))?;
+    let route = state.supervisor.route(widget, &service, &method).await;
+    routed.widget_known = !matches!(route, Err(RouteError::NoWidget));
+    let (conn, slot) = route.map_err(|e| route_error(e, widget, &service, &method))?;
+    routed.endpoint_known = true;
 
     let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let url = if rest.is_empty() { format!("/{query}") } else { format!("{rest}{query}") };
