@@ -195,9 +195,15 @@ impl WorkerConn {
                 if !(100..=999).contains(&status) {
                     return Err(ProtocolError(format!("invalid status {status} for request {id}")));
                 }
-                if body.is_some() && !end {
-                    return Err(ProtocolError(format!("head for request {id} carries a body without ending")));
-                }
+                // A body in a head that does not end is the first chunk of a stream.
+                let body = match body {
+                    Some(first) if !end => {
+                        self.charge_window(entry, id, first.len())?;
+                        let _ = entry.body.send(Ok(first));
+                        None
+                    }
+                    body => body,
+                };
                 drop(table);
                 if end {
                     self.take(id);
