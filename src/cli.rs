@@ -16,7 +16,7 @@ use crate::config::{AuthMode, Config, ConfigError, LogFormat, LogLevel};
 use crate::gateway::{self, AppState};
 use crate::helpers::Helpers;
 use crate::supervisor::{describe, Supervisor, WidgetState};
-use crate::logging;
+use crate::{logging, watcher};
 
 #[derive(Parser)]
 #[command(name = "wbe", version, about = "Widget-backend engine for Cloudify Console", propagate_version = true)]
@@ -168,6 +168,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         let (server, addrs) = gateway::bind(state, config.server.listen).map_err(|e| {
             format!("cannot listen on {}: {e} (is another server using it? choose another with --listen)", config.server.listen)
         })?;
+        let _watcher = watcher::start(supervisor.clone(), &config, log.clone());
         for addr in &addrs {
             info!(log, "listening"; "addr" => addr.to_string(), "context_path" => config.server.context_path.clone(), "auth" => format!("{:?}", config.auth.mode).to_lowercase());
         }

@@ -156,6 +156,9 @@ pub struct WidgetsConfig {
     pub allowed_builtins: Vec<String>,
     #[serde(deserialize_with = "optional_path")]
     pub modules_dir: Option<PathBuf>,
+    pub watch: bool,
+    #[serde(deserialize_with = "duration")]
+    pub poll_interval: Duration,
 }
 
 impl Default for WidgetsConfig {
@@ -168,6 +171,8 @@ impl Default for WidgetsConfig {
             allowed_modules: vec!["lodash".into(), "body".into(), "elkjs".into()],
             allowed_builtins: Vec::new(),
             modules_dir: None,
+            watch: true,
+            poll_interval: Duration::ZERO,
         }
     }
 }

@@ -14,6 +14,7 @@ mod protocol;
 mod registry;
 mod sandbox;
 mod supervisor;
+mod watcher;
 
 fn main() -> std::process::ExitCode {
     cli::run()

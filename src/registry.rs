@@ -19,6 +19,8 @@ pub struct WidgetSource {
     pub dir: PathBuf,
     /// The backend file to run, if the widget has one.
     pub backend: Option<PathBuf>,
+    /// Changes whenever a file in the widget folder is added, removed or modified.
+    pub fingerprint: u64,
 }
 
 /// The result of scanning the widget folders: widgets by id, and what the operator should
@@ -56,7 +58,8 @@ pub fn scan(config: &WidgetsConfig) -> Scan {
                 continue;
             }
             let backend = find_backend(&path, config, &mut scan.warnings);
-            scan.widgets.insert(id.clone(), WidgetSource { id, dir: path, backend });
+            let fingerprint = fingerprint(&path);
+            scan.widgets.insert(id.clone(), WidgetSource { id, dir: path, backend, fingerprint });
         }
     }
     scan
@@ -80,6 +83,39 @@ fn find_backend(dir: &Path, config: &WidgetsConfig, warnings: &mut Vec<String>) 
         ));
     }
     found.into_iter().next()
+}
+
+/// Files looked at per widget when fingerprinting; a widget folder is a handful of files,
+/// and the bound keeps a mistaken folder (say, one holding a `node_modules`) cheap.
+const FINGERPRINT_FILES: usize = 2000;
+
+/// A hash of the names, sizes and modification times of the files under `dir`. Cheap
+/// enough to recompute on every rescan, which is what makes polling for changes (on file
+/// systems without change notification) practical.
+fn fingerprint(dir: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut pending = vec![dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            seen += 1;
+            if seen > FINGERPRINT_FILES {
+                return hasher.finish();
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            entry.path().hash(&mut hasher);
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    hasher.finish()
 }
 
 /// Whether a `widget-id` header value can name a widget folder: a plain folder name, so
@@ -121,6 +157,20 @@ mod tests {
         assert_eq!(scan.widgets["b"].backend.as_deref(), Some(root.join("b/backend.ts").as_path()));
         assert_eq!(scan.widgets["no-backend"].backend, None);
         assert!(scan.warnings.is_empty(), "{:?}", scan.warnings);
+    }
+
+    #[test]
+    fn fingerprint_changes_with_the_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("backend.js"), "a").unwrap();
+        let before = fingerprint(tmp.path());
+        assert_eq!(before, fingerprint(tmp.path()));
+        fs::write(tmp.path().join("backend.js"), "ab").unwrap();
+        let changed = fingerprint(tmp.path());
+        assert_ne!(before, changed);
+        fs::create_dir(tmp.path().join("lib")).unwrap();
+        fs::write(tmp.path().join("lib/util.js"), "x").unwrap();
+        assert_ne!(changed, fingerprint(tmp.path()));
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec
             .route("/_wbe/ready", web::get().to(ops::ready))
             .route("/_wbe/status", web::get().to(ops::status))
             .route("/_wbe/metrics", web::get().to(ops::metrics))
+            .route("/_wbe/reload", web::post().to(ops::reload))
             .default_service(web::to(widget_route::handle))
     })
     .shutdown_timeout(grace.as_secs().max(1))

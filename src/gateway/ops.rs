@@ -47,8 +47,9 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             let detail = match w.state() {
                 WidgetState::NoBackend => json!({ "state": "no_backend" }),
                 WidgetState::Starting => json!({ "state": "starting" }),
-                WidgetState::Ready { conn, endpoints } => json!({
+                WidgetState::Ready { conn, endpoints, reload_error } => json!({
                     "state": "ready",
+                    "load_error": reload_error,
                     "pid": conn.pid,
                     "endpoints": endpoints,
                     "inflight": conn.inflight_count(),
@@ -85,4 +86,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.encode(samples))
+}
+
+/// `POST /_wbe/reload`: rescan the widget folders now.
+pub async fn reload(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.supervisor.reload().await)
 }

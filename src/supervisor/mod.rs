@@ -12,12 +12,12 @@ mod worker;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use slog::{error, info, o, warn, Logger};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use exchange::{BodyTooLarge, Exchange};
@@ -34,11 +34,21 @@ pub enum WidgetState {
     /// The widget folder has no backend file.
     NoBackend,
     Starting,
-    Ready { conn: Arc<WorkerConn>, endpoints: Vec<Endpoint> },
+    /// Serving. `reload_error` is set when a newer version of the backend failed to load
+    /// and this, the last good one, kept serving.
+    Ready { conn: Arc<WorkerConn>, endpoints: Vec<Endpoint>, reload_error: Option<LoadError> },
     /// The backend does not load; it stays so until its files change.
     LoadFailed(LoadError),
     /// The worker died and is waiting out its backoff before the next start.
     Restarting { until: Instant, reason: String },
+}
+
+/// What the supervisor asks of a widget's task: each change of `generation` means "the
+/// files changed, load them again"; `stop` means "retire the worker and end".
+#[derive(Clone, Copy, Default)]
+struct Control {
+    generation: u64,
+    stop: bool,
 }
 
 /// One widget and its worker's history.
@@ -47,15 +57,41 @@ pub struct Widget {
     state: RwLock<WidgetState>,
     pub restarts: AtomicU64,
     admission: Admission,
+    control: watch::Sender<Control>,
+    /// The fingerprint of the files the current generation was asked to load.
+    fingerprint: AtomicU64,
+    /// Set by a rescan that asked for a reload, cleared once the widget has dealt with it.
+    reload_pending: AtomicBool,
 }
 
 impl Widget {
+    fn new(source: WidgetSource, config: &Config) -> Widget {
+        let state = if source.backend.is_some() { WidgetState::Starting } else { WidgetState::NoBackend };
+        Widget {
+            fingerprint: AtomicU64::new(source.fingerprint),
+            source,
+            state: RwLock::new(state),
+            restarts: AtomicU64::new(0),
+            admission: Admission {
+                slots: Arc::new(Semaphore::new(config.workers.max_inflight)),
+                waiting: AtomicUsize::new(0),
+                queue_limit: config.workers.queue_limit,
+            },
+            control: watch::Sender::new(Control::default()),
+            reload_pending: AtomicBool::new(false),
+        }
+    }
+
     pub fn state(&self) -> WidgetState {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn set_state(&self, state: WidgetState) {
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    fn settling(&self) -> bool {
+        matches!(self.state(), WidgetState::Starting) || self.reload_pending.load(Ordering::Acquire)
     }
 }
 
@@ -77,13 +113,22 @@ pub enum RouteError {
     Unavailable { reason: String, retry_after: Duration },
 }
 
+/// What a rescan changed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ReloadSummary {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
 pub struct Supervisor {
     config: Arc<Config>,
     widgets: RwLock<BTreeMap<String, Arc<Widget>>>,
     settled: Notify,
-    /// Flips to `true` once, when the gateway shuts down.
-    stopping: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Rescans are carried out on the main thread, where the workers' tasks and the
+    /// helpers' (thread-bound) HTTP clients live; any thread may ask for one.
+    rescans: mpsc::UnboundedSender<oneshot::Sender<ReloadSummary>>,
     log: Logger,
 }
 
@@ -91,44 +136,100 @@ impl Supervisor {
     /// Scans the widget folders and starts a worker for every backend. Returns once every
     /// widget has either registered its endpoints or reported why it cannot.
     pub async fn start(config: Arc<Config>, helpers: Rc<Helpers>, log: Logger) -> Arc<Supervisor> {
-        let scan = registry::scan(&config.widgets);
-        for warning in &scan.warnings {
-            warn!(log, "{}", warning);
-        }
+        let (rescans, mut requests) = mpsc::unbounded_channel::<oneshot::Sender<ReloadSummary>>();
         let supervisor = Arc::new(Supervisor {
-            config: config.clone(),
+            config,
             widgets: RwLock::new(BTreeMap::new()),
             settled: Notify::new(),
-            stopping: watch::Sender::new(false),
             tasks: Mutex::new(Vec::new()),
-            log: log.clone(),
+            rescans,
+            log,
         });
-        for (id, source) in scan.widgets {
-            let state = if source.backend.is_some() { WidgetState::Starting } else { WidgetState::NoBackend };
-            let widget = Arc::new(Widget {
-                source,
-                state: RwLock::new(state),
-                restarts: AtomicU64::new(0),
-                admission: Admission {
-                    slots: Arc::new(Semaphore::new(config.workers.max_inflight)),
-                    waiting: AtomicUsize::new(0),
-                    queue_limit: config.workers.queue_limit,
-                },
-            });
-            supervisor.write_widgets().insert(id, widget.clone());
-            if widget.source.backend.is_some() {
-                let task = actix_web::rt::spawn(supervisor.clone().keep_alive(widget, helpers.clone()));
-                supervisor.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        let rescanner = supervisor.clone();
+        actix_web::rt::spawn(async move {
+            while let Some(reply) = requests.recv().await {
+                let _ = reply.send(rescanner.rescan(&helpers).await);
             }
-        }
-        supervisor.wait_settled().await;
+        });
+        supervisor.reload().await;
         supervisor
     }
 
-    /// Stops every worker and waits until each child process has exited. Requests still
-    /// in flight fail; call this after the HTTP server has drained.
+    /// Rescans the widget folders and brings the running widgets in line: new widgets
+    /// start, removed ones retire, changed ones load their new version beside the old
+    /// one, which keeps serving until the new one is ready (or for good, if the new one
+    /// does not load). Returns once every widget has settled.
+    pub async fn reload(&self) -> ReloadSummary {
+        let (reply, summary) = oneshot::channel();
+        if self.rescans.send(reply).is_err() {
+            return ReloadSummary::default();
+        }
+        summary.await.unwrap_or_default()
+    }
+
+    async fn rescan(self: &Arc<Self>, helpers: &Rc<Helpers>) -> ReloadSummary {
+        let scan = registry::scan(&self.config.widgets);
+        for warning in &scan.warnings {
+            warn!(self.log, "{}", warning);
+        }
+        let mut summary = ReloadSummary::default();
+        let current = self.widgets.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for (id, widget) in &current {
+            let replaced = match scan.widgets.get(id) {
+                None => true,
+                Some(source) => source.dir != widget.source.dir || source.backend != widget.source.backend,
+            };
+            if replaced {
+                widget.control.send_modify(|c| c.stop = true);
+                self.write_widgets().remove(id);
+                if !scan.widgets.contains_key(id) {
+                    summary.removed.push(id.clone());
+                }
+            }
+        }
+        for (id, source) in scan.widgets {
+            let existing = self.widget(&id);
+            match existing {
+                Some(widget) => {
+                    if widget.fingerprint.swap(source.fingerprint, Ordering::AcqRel) != source.fingerprint
+                        && widget.source.backend.is_some()
+                    {
+                        widget.reload_pending.store(true, Ordering::Release);
+                        widget.control.send_modify(|c| c.generation += 1);
+                        summary.changed.push(id);
+                    }
+                }
+                None => {
+                    let widget = Arc::new(Widget::new(source, &self.config));
+                    self.write_widgets().insert(id.clone(), widget.clone());
+                    if widget.source.backend.is_some() {
+                        let task = actix_web::rt::spawn(self.clone().keep_alive(widget, helpers.clone()));
+                        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                        tasks.retain(|t| !t.is_finished());
+                        tasks.push(task);
+                    }
+                    // A widget whose backend appeared or disappeared is new, not changed.
+                    if current.contains_key(&id) {
+                        summary.changed.push(id);
+                    } else {
+                        summary.added.push(id);
+                    }
+                }
+            }
+        }
+        if !(summary.added.is_empty() && summary.changed.is_empty() && summary.removed.is_empty()) {
+            info!(self.log, "widgets rescanned"; "added" => summary.added.join(","), "changed" => summary.changed.join(","), "removed" => summary.removed.join(","));
+        }
+        self.wait_settled().await;
+        summary
+    }
+
+    /// Stops every worker and waits until each child process has exited. Call this after
+    /// the HTTP server has drained.
     pub async fn shutdown(&self) {
-        self.stopping.send_replace(true);
+        for widget in self.widgets() {
+            widget.control.send_modify(|c| c.stop = true);
+        }
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for task in tasks {
             let _ = task.await;
@@ -150,58 +251,119 @@ impl Supervisor {
     async fn wait_settled(&self) {
         loop {
             let notified = self.settled.notified();
-            if self.widgets().iter().all(|w| !matches!(w.state(), WidgetState::Starting)) {
+            if !self.widgets().iter().any(|w| w.settling()) {
                 return;
             }
             notified.await;
         }
     }
 
-    /// The supervising loop of one widget: start, serve until the worker dies, back off,
-    /// start again. Ends only when the backend fails to load.
+    fn publish(&self, widget: &Widget, state: WidgetState) {
+        widget.set_state(state);
+        widget.reload_pending.store(false, Ordering::Release);
+        self.settled.notify_waiters();
+    }
+
+    /// The supervising task of one widget: start its worker, serve until it dies or its
+    /// files change, restart with backoff or swap in the new version; end on `stop`.
     async fn keep_alive(self: Arc<Self>, widget: Arc<Widget>, helpers: Rc<Helpers>) {
-        let config = &self.config;
-        let Some(backend) = widget.source.backend.clone() else { return };
+        let config = self.config.clone();
         let log = self.log.new(o!("widget" => widget.source.id.clone()));
+        let mut control = widget.control.subscribe();
         let mut backoff = config.workers.restart_backoff_min;
-        let mut stopping = self.stopping.subscribe();
+        let mut serving: Option<worker::Running> = None;
         loop {
-            let started = Instant::now();
-            let reason = match worker::start(config, &widget.source, &backend, helpers.clone(), &log).await {
-                Ok(running) => {
-                    info!(log, "worker ready"; "pid" => running.pid(), "endpoints" => describe(&running.endpoints));
-                    let conn = running.conn.clone();
-                    widget.set_state(WidgetState::Ready { conn, endpoints: running.endpoints.clone() });
-                    self.settled.notify_waiters();
-                    running.supervise(config.workers.heartbeat, &mut stopping).await
+            if control.borrow_and_update().stop {
+                if let Some(running) = serving.take() {
+                    running.retire(config.server.shutdown_grace).await;
                 }
-                Err(worker::StartError::Load(load_error)) => {
-                    error!(log, "backend failed to load: {}", load_error; "file" => load_error.file.clone(), "line" => load_error.line);
-                    widget.set_state(WidgetState::LoadFailed(load_error));
-                    self.settled.notify_waiters();
-                    return;
-                }
-                Err(worker::StartError::Spawn(reason)) => WorkerGone(reason),
-            };
-            if *stopping.borrow() {
                 info!(log, "worker stopped");
+                self.settled.notify_waiters();
                 return;
             }
-            // A worker that ran for a while earned a fresh start; one that keeps dying
-            // right away waits longer each time.
-            if started.elapsed() > config.workers.restart_backoff_max {
-                backoff = config.workers.restart_backoff_min;
+            let mut running = match serving.take() {
+                Some(running) => running,
+                None => match self.start_worker(&widget, &helpers, &log).await {
+                    Ok(running) => running,
+                    Err(worker::StartError::Load(load_error)) => {
+                        error!(log, "backend failed to load: {}", load_error; "file" => load_error.file.clone(), "line" => load_error.line);
+                        self.publish(&widget, WidgetState::LoadFailed(load_error));
+                        // Nothing to do until the files change.
+                        let _ = control.changed().await;
+                        continue;
+                    }
+                    Err(worker::StartError::Spawn(reason)) => {
+                        self.back_off(&widget, &log, &mut control, &mut backoff, WorkerGone(reason), Duration::ZERO).await;
+                        continue;
+                    }
+                },
+            };
+            match running.watch(config.workers.heartbeat, &mut control).await {
+                Some(gone) => {
+                    let lived = running.started.elapsed();
+                    running.stop(&gone).await;
+                    self.back_off(&widget, &log, &mut control, &mut backoff, gone, lived).await;
+                }
+                None if control.borrow().stop => serving = Some(running),
+                None => {
+                    info!(log, "backend changed: loading the new version");
+                    serving = Some(match self.start_worker(&widget, &helpers, &log).await {
+                        Ok(replacement) => {
+                            actix_web::rt::spawn(running.retire(config.server.shutdown_grace));
+                            replacement
+                        }
+                        Err(worker::StartError::Load(load_error)) => {
+                            error!(log, "new version failed to load, the previous one keeps serving: {}", load_error);
+                            let endpoints = running.endpoints.clone();
+                            let conn = running.conn.clone();
+                            self.publish(&widget, WidgetState::Ready { conn, endpoints, reload_error: Some(load_error) });
+                            running
+                        }
+                        Err(worker::StartError::Spawn(reason)) => {
+                            error!(log, "new version could not start, the previous one keeps serving: {}", reason);
+                            self.publish(&widget, WidgetState::Ready { conn: running.conn.clone(), endpoints: running.endpoints.clone(), reload_error: None });
+                            running
+                        }
+                    });
+                }
             }
-            widget.restarts.fetch_add(1, Ordering::Relaxed);
-            error!(log, "worker crashed: {}", reason; "restart_in" => humantime::format_duration(backoff).to_string());
-            widget.set_state(WidgetState::Restarting { until: Instant::now() + backoff, reason: reason.0 });
-            self.settled.notify_waiters();
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = stopping.wait_for(|stop| *stop) => return,
-            }
-            backoff = (backoff * 2).min(config.workers.restart_backoff_max);
         }
+    }
+
+    /// Starts a worker and, when it is ready, makes it the one requests go to.
+    async fn start_worker(&self, widget: &Widget, helpers: &Rc<Helpers>, log: &Logger) -> Result<worker::Running, worker::StartError> {
+        let backend = widget.source.backend.as_deref().unwrap_or(widget.source.dir.as_path());
+        let running = worker::start(&self.config, &widget.source, backend, helpers.clone(), log).await?;
+        info!(log, "worker ready"; "pid" => running.pid(), "endpoints" => describe(&running.endpoints));
+        let conn = running.conn.clone();
+        self.publish(widget, WidgetState::Ready { conn, endpoints: running.endpoints.clone(), reload_error: None });
+        Ok(running)
+    }
+
+    /// After a crash: count it, answer 503 for the backoff period (shorter if the files
+    /// change meanwhile), and make the next backoff longer unless the worker had lived
+    /// long enough to count as healthy.
+    async fn back_off(
+        &self,
+        widget: &Widget,
+        log: &Logger,
+        control: &mut watch::Receiver<Control>,
+        backoff: &mut Duration,
+        gone: WorkerGone,
+        lived: Duration,
+    ) {
+        let workers = &self.config.workers;
+        if lived > workers.restart_backoff_max {
+            *backoff = workers.restart_backoff_min;
+        }
+        widget.restarts.fetch_add(1, Ordering::Relaxed);
+        error!(log, "worker crashed: {}", gone; "restart_in" => humantime::format_duration(*backoff).to_string());
+        self.publish(widget, WidgetState::Restarting { until: Instant::now() + *backoff, reason: gone.0 });
+        tokio::select! {
+            _ = tokio::time::sleep(*backoff) => {}
+            _ = control.changed() => {}
+        }
+        *backoff = (*backoff * 2).min(workers.restart_backoff_max);
     }
 
     /// Finds the worker that serves `service`/`method` of widget `id` and takes one of
@@ -225,7 +387,7 @@ impl Supervisor {
                     retry_after: until.saturating_duration_since(Instant::now()).max(Duration::from_secs(1)),
                 })
             }
-            WidgetState::Ready { conn, endpoints } => {
+            WidgetState::Ready { conn, endpoints, .. } => {
                 // The stage matches upper-cased names, so must we (`ß` is `SS`, not `ß`).
                 let service = service.to_uppercase();
                 if !endpoints.iter().any(|e| e.name == service && e.method == method) {

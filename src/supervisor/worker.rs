@@ -288,6 +288,8 @@ pub struct Running {
     pub endpoints: Vec<Endpoint>,
     child: Child,
     reader: tokio::task::JoinHandle<Result<(), ProtocolError>>,
+    pings_sent: u64,
+    pub started: std::time::Instant,
 }
 
 /// Starts the child for `source`, performs the handshake and starts its reader.
@@ -375,7 +377,7 @@ pub async fn start(
         last_pong: AtomicU64::new(0),
     });
     let reader = actix_web::rt::spawn(conn.clone().read_frames(lines, helpers, log));
-    Ok(Running { conn, endpoints, child, reader })
+    Ok(Running { conn, endpoints, child, reader, pings_sent: 0, started: std::time::Instant::now() })
 }
 
 /// Writes queued frames to the child, coalescing whatever is queued into one write.
@@ -397,13 +399,17 @@ async fn write_frames(mut stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Byt
 }
 
 impl Running {
-    /// Runs until the worker dies, is found hung, or breaks the protocol; then kills it
-    /// and fails what it had in flight. Returns why it ended.
-    pub async fn supervise(mut self, heartbeat: Duration, stopping: &mut watch::Receiver<bool>) -> WorkerGone {
+    pub fn pid(&self) -> u32 {
+        self.conn.pid
+    }
+
+    /// Watches the worker until it dies, is found hung (three heartbeats unanswered) or
+    /// breaks the protocol — returning why — or until `control` changes (`None`; the
+    /// worker is still running).
+    pub async fn watch<T>(&mut self, heartbeat: Duration, control: &mut watch::Receiver<T>) -> Option<WorkerGone> {
         let mut ticker = tokio::time::interval(heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut seq = 0u64;
-        let reason = loop {
+        loop {
             tokio::select! {
                 // The child's exit shows up as the end of its output, after every frame it
                 // wrote before dying has been delivered.
@@ -413,38 +419,55 @@ impl Running {
                         Ok(Err(fault)) => Some(format!("protocol fault: {fault}")),
                         Err(e) => Some(format!("reader failed: {e}")),
                     };
-                    let status = match tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await {
-                        Ok(status) => status,
-                        Err(_) => {
-                            let _ = self.child.start_kill();
-                            self.child.wait().await
-                        }
+                    let status = match fault {
+                        Some(_) => None,
+                        None => tokio::time::timeout(Duration::from_secs(1), self.child.wait()).await.ok(),
                     };
-                    break WorkerGone(match (fault, status) {
+                    return Some(WorkerGone(match (fault, status) {
                         (Some(fault), _) => fault,
-                        (None, Ok(status)) => format!("worker exited ({status})"),
-                        (None, Err(e)) => format!("worker lost: {e}"),
-                    });
+                        (None, Some(Ok(status))) => format!("worker exited ({status})"),
+                        (None, Some(Err(e))) => format!("worker lost: {e}"),
+                        (None, None) => "worker closed its output".into(),
+                    }));
                 }
-                _ = stopping.wait_for(|stop| *stop) => break WorkerGone("the gateway is shutting down".into()),
-                _ = ticker.tick() => {
-                    // Three missed answers in a row: the event loop is stuck.
-                    if seq >= 3 && self.conn.last_pong.load(Ordering::Relaxed) + 3 <= seq {
-                        break WorkerGone(format!("worker did not answer heartbeats for {}", humantime::format_duration(heartbeat * 3)));
+                changed = control.changed() => {
+                    if changed.is_err() {
+                        return Some(WorkerGone("its supervisor went away".into()));
                     }
-                    seq += 1;
-                    self.conn.send(&ToShim::Ping { seq });
+                    return None;
+                }
+                _ = ticker.tick() => {
+                    let sent = self.pings_sent;
+                    if sent >= 3 && self.conn.last_pong.load(Ordering::Relaxed) + 3 <= sent {
+                        return Some(WorkerGone(format!(
+                            "worker did not answer heartbeats for {}",
+                            humantime::format_duration(heartbeat * 3)
+                        )));
+                    }
+                    self.pings_sent += 1;
+                    self.conn.send(&ToShim::Ping { seq: self.pings_sent });
                 }
             }
-        };
-        self.conn.close(&reason);
+        }
+    }
+
+    /// Kills the worker at once; whatever it still had in flight fails with `reason`.
+    pub async fn stop(mut self, reason: &WorkerGone) {
+        self.conn.close(reason);
         self.reader.abort();
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
-        reason
     }
 
-    pub fn pid(&self) -> u32 {
-        self.conn.pid
+    /// Lets the requests in flight finish (up to `grace`), then stops the worker. New
+    /// requests already go elsewhere; this is how a replaced version bows out.
+    pub async fn retire(self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        // A request routed just before the swap may still be on its way to this worker.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while self.conn.inflight_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.stop(&WorkerGone("replaced by a newer version".into())).await;
     }
 }
