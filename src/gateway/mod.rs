@@ -74,6 +74,7 @@ pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .route("/_wbe/", web::get().to(ops::page))
             .route("/_wbe/health", web::get().to(ops::health))
             .route("/_wbe/ready", web::get().to(ops::ready))
             .route("/_wbe/status", web::get().to(ops::status))

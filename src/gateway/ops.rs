@@ -92,3 +92,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 pub async fn reload(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.supervisor.reload().await)
 }
+
+/// `GET /_wbe/`: the status page for people; it renders `/_wbe/status` in the browser.
+pub async fn page() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(include_str!("status_page.html"))
+}
