@@ -183,6 +183,7 @@ pub struct WorkersConfig {
     pub node: PathBuf,
     #[serde(deserialize_with = "duration")]
     pub handler_timeout: Duration,
+    pub per_widget: usize,
     pub max_inflight: usize,
     pub queue_limit: usize,
     #[serde(deserialize_with = "size")]
@@ -202,6 +203,7 @@ impl Default for WorkersConfig {
         Self {
             node: PathBuf::from("node"),
             handler_timeout: Duration::from_secs(30),
+            per_widget: 1,
             max_inflight: 256,
             queue_limit: 1024,
             memory_limit: 512_000_000,
@@ -365,6 +367,9 @@ impl Config {
             if ext != "js" && ext != "ts" {
                 return Err(invalid("widgets.backend_extensions", format!("`{ext}` is not supported (use \"js\" and/or \"ts\")")));
             }
+        }
+        if self.workers.per_widget == 0 || self.workers.per_widget > 64 {
+            return Err(invalid("workers.per_widget", "must be between 1 and 64"));
         }
         if self.workers.max_inflight == 0 {
             return Err(invalid("workers.max_inflight", "must be at least 1"));

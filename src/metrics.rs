@@ -44,13 +44,26 @@ pub struct MemoryLabels {
     pub kind: &'static str,
 }
 
-/// One widget's worker as sampled when metrics are scraped.
+/// One widget's workers, added up, as sampled when metrics are scraped.
 pub struct WorkerSample {
     pub widget: String,
     pub restarts: u64,
     pub inflight: u64,
     pub rss: u64,
     pub heap: u64,
+}
+
+impl WorkerSample {
+    pub fn of(widget: &str, restarts: u64, workers: &[std::sync::Arc<crate::supervisor::WorkerConn>]) -> WorkerSample {
+        use std::sync::atomic::Ordering::Relaxed;
+        WorkerSample {
+            widget: widget.to_owned(),
+            restarts,
+            inflight: workers.iter().map(|c| c.inflight_count() as u64).sum(),
+            rss: workers.iter().map(|c| c.rss.load(Relaxed)).sum(),
+            heap: workers.iter().map(|c| c.heap.load(Relaxed)).sum(),
+        }
+    }
 }
 
 pub struct Metrics {

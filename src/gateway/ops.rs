@@ -47,17 +47,23 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             let detail = match w.state() {
                 WidgetState::NoBackend => json!({ "state": "no_backend" }),
                 WidgetState::Starting => json!({ "state": "starting" }),
-                WidgetState::Ready { conn, endpoints, reload_error } => json!({
-                    "state": "ready",
-                    "load_error": reload_error,
-                    "pid": conn.pid,
-                    "endpoints": endpoints,
-                    "inflight": conn.inflight_count(),
-                    "memory": {
-                        "rss": conn.rss.load(std::sync::atomic::Ordering::Relaxed),
-                        "heap": conn.heap.load(std::sync::atomic::Ordering::Relaxed),
-                    },
-                }),
+                WidgetState::Ready { workers, endpoints, reload_error } => {
+                    let sample = WorkerSample::of(&w.source.id, 0, &workers);
+                    json!({
+                        "state": "ready",
+                        "load_error": reload_error,
+                        "pid": workers.first().map(|c| c.pid),
+                        "endpoints": endpoints,
+                        "inflight": sample.inflight,
+                        "memory": { "rss": sample.rss, "heap": sample.heap },
+                        "workers": workers.iter().map(|c| json!({
+                            "pid": c.pid,
+                            "inflight": c.inflight_count(),
+                            "rss": c.rss.load(std::sync::atomic::Ordering::Relaxed),
+                            "heap": c.heap.load(std::sync::atomic::Ordering::Relaxed),
+                        })).collect::<Vec<_>>(),
+                    })
+                }
                 WidgetState::LoadFailed(error) => json!({ "state": "load_failed", "load_error": error }),
                 WidgetState::Restarting { reason, .. } => json!({ "state": "restarting", "last_crash": reason }),
             };
@@ -73,15 +79,11 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let samples = state.supervisor.widgets().into_iter().map(|w| {
-        let (inflight, rss, heap) = match w.state() {
-            WidgetState::Ready { conn, .. } => (
-                conn.inflight_count() as u64,
-                conn.rss.load(std::sync::atomic::Ordering::Relaxed),
-                conn.heap.load(std::sync::atomic::Ordering::Relaxed),
-            ),
-            _ => (0, 0, 0),
-        };
-        WorkerSample { widget: w.source.id.clone(), restarts: w.restarts.load(std::sync::atomic::Ordering::Relaxed), inflight, rss, heap }
+        let restarts = w.restarts.load(std::sync::atomic::Ordering::Relaxed);
+        match w.state() {
+            WidgetState::Ready { workers, .. } => WorkerSample::of(&w.source.id, restarts, &workers),
+            _ => WorkerSample::of(&w.source.id, restarts, &[]),
+        }
     });
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -34,9 +34,10 @@ pub enum WidgetState {
     /// The widget folder has no backend file.
     NoBackend,
     Starting,
-    /// Serving. `reload_error` is set when a newer version of the backend failed to load
-    /// and this, the last good one, kept serving.
-    Ready { conn: Arc<WorkerConn>, endpoints: Vec<Endpoint>, reload_error: Option<LoadError> },
+    /// Serving on `workers` (one per pool slot that is up). `reload_error` is set when a
+    /// newer version of the backend failed to load and this, the last good one, kept
+    /// serving.
+    Ready { workers: Vec<Arc<WorkerConn>>, endpoints: Vec<Endpoint>, reload_error: Option<LoadError> },
     /// The backend does not load; it stays so until its files change.
     LoadFailed(LoadError),
     /// The worker died and is waiting out its backoff before the next start.
@@ -51,10 +52,11 @@ struct Control {
     stop: bool,
 }
 
-/// One widget and its worker's history.
+/// One widget: its pool of workers (`workers.per_widget` slots, each supervised on its
+/// own) and their history.
 pub struct Widget {
     pub source: WidgetSource,
-    state: RwLock<WidgetState>,
+    slots: Vec<RwLock<WidgetState>>,
     pub restarts: AtomicU64,
     admission: Admission,
     control: watch::Sender<Control>,
@@ -70,7 +72,7 @@ impl Widget {
         Widget {
             fingerprint: AtomicU64::new(source.fingerprint),
             source,
-            state: RwLock::new(state),
+            slots: (0..config.workers.per_widget).map(|_| RwLock::new(state.clone())).collect(),
             restarts: AtomicU64::new(0),
             admission: Admission {
                 slots: Arc::new(Semaphore::new(config.workers.max_inflight)),
@@ -82,16 +84,46 @@ impl Widget {
         }
     }
 
+    /// The widget's state as its pool adds up: serving if any worker serves (on all that
+    /// do), else restarting, else failed to load, else starting.
     pub fn state(&self) -> WidgetState {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+        let slots: Vec<WidgetState> = self.slots.iter().map(|s| s.read().unwrap_or_else(|p| p.into_inner()).clone()).collect();
+        let mut ready: Option<WidgetState> = None;
+        for slot in &slots {
+            if let WidgetState::Ready { workers, endpoints, reload_error } = slot {
+                match &mut ready {
+                    Some(WidgetState::Ready { workers: all, .. }) => all.extend(workers.iter().cloned()),
+                    _ => ready = Some(WidgetState::Ready { workers: workers.clone(), endpoints: endpoints.clone(), reload_error: reload_error.clone() }),
+                }
+            }
+        }
+        if let Some(ready) = ready {
+            return ready;
+        }
+        let restarting = slots.iter().filter_map(|s| match s {
+            WidgetState::Restarting { until, reason } => Some((*until, reason.clone())),
+            _ => None,
+        });
+        if let Some((until, reason)) = restarting.min_by_key(|(until, _)| *until) {
+            return WidgetState::Restarting { until, reason };
+        }
+        slots
+            .iter()
+            .find(|s| matches!(s, WidgetState::LoadFailed(_)))
+            .or_else(|| slots.first())
+            .cloned()
+            .unwrap_or(WidgetState::NoBackend)
     }
 
-    fn set_state(&self, state: WidgetState) {
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+    fn set_state(&self, slot: usize, state: WidgetState) {
+        if let Some(slot) = self.slots.get(slot) {
+            *slot.write().unwrap_or_else(|p| p.into_inner()) = state;
+        }
     }
 
     fn settling(&self) -> bool {
-        matches!(self.state(), WidgetState::Starting) || self.reload_pending.load(Ordering::Acquire)
+        self.reload_pending.load(Ordering::Acquire)
+            || self.slots.iter().any(|s| matches!(*s.read().unwrap_or_else(|p| p.into_inner()), WidgetState::Starting))
     }
 }
 
@@ -203,10 +235,11 @@ impl Supervisor {
                     let widget = Arc::new(Widget::new(source, &self.config));
                     self.write_widgets().insert(id.clone(), widget.clone());
                     if widget.source.backend.is_some() {
-                        let task = actix_web::rt::spawn(self.clone().keep_alive(widget, helpers.clone()));
                         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
                         tasks.retain(|t| !t.is_finished());
-                        tasks.push(task);
+                        for slot in 0..widget.slots.len() {
+                            tasks.push(actix_web::rt::spawn(self.clone().keep_alive(widget.clone(), slot, helpers.clone())));
+                        }
                     }
                     // A widget whose backend appeared or disappeared is new, not changed.
                     if current.contains_key(&id) {
@@ -258,17 +291,20 @@ impl Supervisor {
         }
     }
 
-    fn publish(&self, widget: &Widget, state: WidgetState) {
-        widget.set_state(state);
+    fn publish(&self, widget: &Widget, slot: usize, state: WidgetState) {
+        widget.set_state(slot, state);
         widget.reload_pending.store(false, Ordering::Release);
         self.settled.notify_waiters();
     }
 
     /// The supervising task of one widget: start its worker, serve until it dies or its
     /// files change, restart with backoff or swap in the new version; end on `stop`.
-    async fn keep_alive(self: Arc<Self>, widget: Arc<Widget>, helpers: Rc<Helpers>) {
+    async fn keep_alive(self: Arc<Self>, widget: Arc<Widget>, slot: usize, helpers: Rc<Helpers>) {
         let config = self.config.clone();
-        let log = self.log.new(o!("widget" => widget.source.id.clone()));
+        let log = match widget.slots.len() {
+            1 => self.log.new(o!("widget" => widget.source.id.clone())),
+            _ => self.log.new(o!("widget" => widget.source.id.clone(), "slot" => slot)),
+        };
         let mut control = widget.control.subscribe();
         let mut backoff = config.workers.restart_backoff_min;
         let mut serving: Option<worker::Running> = None;
@@ -283,17 +319,17 @@ impl Supervisor {
             }
             let mut running = match serving.take() {
                 Some(running) => running,
-                None => match self.start_worker(&widget, &helpers, &log).await {
+                None => match self.start_worker(&widget, slot, &helpers, &log).await {
                     Ok(running) => running,
                     Err(worker::StartError::Load(load_error)) => {
                         error!(log, "backend failed to load: {}", load_error; "file" => load_error.file.clone(), "line" => load_error.line);
-                        self.publish(&widget, WidgetState::LoadFailed(load_error));
+                        self.publish(&widget, slot, WidgetState::LoadFailed(load_error));
                         // Nothing to do until the files change.
                         let _ = control.changed().await;
                         continue;
                     }
                     Err(worker::StartError::Spawn(reason)) => {
-                        self.back_off(&widget, &log, &mut control, &mut backoff, WorkerGone(reason), Duration::ZERO).await;
+                        self.back_off(&widget, slot, &log, &mut control, &mut backoff, WorkerGone(reason), Duration::ZERO).await;
                         continue;
                     }
                 },
@@ -302,26 +338,24 @@ impl Supervisor {
                 Some(gone) => {
                     let lived = running.started.elapsed();
                     running.stop(&gone).await;
-                    self.back_off(&widget, &log, &mut control, &mut backoff, gone, lived).await;
+                    self.back_off(&widget, slot, &log, &mut control, &mut backoff, gone, lived).await;
                 }
                 None if control.borrow().stop => serving = Some(running),
                 None => {
                     info!(log, "backend changed: loading the new version");
-                    serving = Some(match self.start_worker(&widget, &helpers, &log).await {
+                    serving = Some(match self.start_worker(&widget, slot, &helpers, &log).await {
                         Ok(replacement) => {
                             actix_web::rt::spawn(running.retire(config.server.shutdown_grace));
                             replacement
                         }
                         Err(worker::StartError::Load(load_error)) => {
                             error!(log, "new version failed to load, the previous one keeps serving: {}", load_error);
-                            let endpoints = running.endpoints.clone();
-                            let conn = running.conn.clone();
-                            self.publish(&widget, WidgetState::Ready { conn, endpoints, reload_error: Some(load_error) });
+                            self.publish(&widget, slot, running.ready_state(Some(load_error)));
                             running
                         }
                         Err(worker::StartError::Spawn(reason)) => {
                             error!(log, "new version could not start, the previous one keeps serving: {}", reason);
-                            self.publish(&widget, WidgetState::Ready { conn: running.conn.clone(), endpoints: running.endpoints.clone(), reload_error: None });
+                            self.publish(&widget, slot, running.ready_state(None));
                             running
                         }
                     });
@@ -331,12 +365,11 @@ impl Supervisor {
     }
 
     /// Starts a worker and, when it is ready, makes it the one requests go to.
-    async fn start_worker(&self, widget: &Widget, helpers: &Rc<Helpers>, log: &Logger) -> Result<worker::Running, worker::StartError> {
+    async fn start_worker(&self, widget: &Widget, slot: usize, helpers: &Rc<Helpers>, log: &Logger) -> Result<worker::Running, worker::StartError> {
         let backend = widget.source.backend.as_deref().unwrap_or(widget.source.dir.as_path());
         let running = worker::start(&self.config, &widget.source, backend, helpers.clone(), log).await?;
         info!(log, "worker ready"; "pid" => running.pid(), "endpoints" => describe(&running.endpoints));
-        let conn = running.conn.clone();
-        self.publish(widget, WidgetState::Ready { conn, endpoints: running.endpoints.clone(), reload_error: None });
+        self.publish(widget, slot, running.ready_state(None));
         Ok(running)
     }
 
@@ -346,6 +379,7 @@ impl Supervisor {
     async fn back_off(
         &self,
         widget: &Widget,
+        slot: usize,
         log: &Logger,
         control: &mut watch::Receiver<Control>,
         backoff: &mut Duration,
@@ -358,7 +392,7 @@ impl Supervisor {
         }
         widget.restarts.fetch_add(1, Ordering::Relaxed);
         error!(log, "worker crashed: {}", gone; "restart_in" => humantime::format_duration(*backoff).to_string());
-        self.publish(widget, WidgetState::Restarting { until: Instant::now() + *backoff, reason: gone.0 });
+        self.publish(widget, slot, WidgetState::Restarting { until: Instant::now() + *backoff, reason: gone.0 });
         tokio::select! {
             _ = tokio::time::sleep(*backoff) => {}
             _ = control.changed() => {}
@@ -387,13 +421,17 @@ impl Supervisor {
                     retry_after: until.saturating_duration_since(Instant::now()).max(Duration::from_secs(1)),
                 })
             }
-            WidgetState::Ready { conn, endpoints, .. } => {
+            WidgetState::Ready { workers, endpoints, .. } => {
                 // The stage matches upper-cased names, so must we (`ß` is `SS`, not `ß`).
                 let service = service.to_uppercase();
                 if !endpoints.iter().any(|e| e.name == service && e.method == method) {
                     return Err(RouteError::NoEndpoint { available: endpoints });
                 }
-                conn
+                // The least busy worker of the pool.
+                workers.into_iter().min_by_key(|w| w.inflight_count()).ok_or(RouteError::Unavailable {
+                    reason: "has no worker up".into(),
+                    retry_after: Duration::from_secs(1),
+                })?
             }
         };
         let admission = &widget.admission;

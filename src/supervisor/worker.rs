@@ -403,6 +403,11 @@ impl Running {
         self.conn.pid
     }
 
+    /// The state that publishes this worker as serving.
+    pub fn ready_state(&self, reload_error: Option<LoadError>) -> super::WidgetState {
+        super::WidgetState::Ready { workers: vec![self.conn.clone()], endpoints: self.endpoints.clone(), reload_error }
+    }
+
     /// Watches the worker until it dies, is found hung (three heartbeats unanswered) or
     /// breaks the protocol — returning why — or until `control` changes (`None`; the
     /// worker is still running).
