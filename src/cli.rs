@@ -10,11 +10,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use slog::{error, info, Logger};
+use slog::{error, info, warn, Logger};
 
 use crate::config::{AuthMode, Config, ConfigError, LogFormat, LogLevel};
 use crate::gateway::{self, AppState};
 use crate::helpers::Helpers;
+use crate::sandbox::Sandbox;
 use crate::supervisor::{describe, Supervisor, WidgetState};
 use crate::{logging, watcher};
 
@@ -147,7 +148,14 @@ fn with_supervisor<T>(
     let config = Arc::new(config);
     actix_web::rt::System::new().block_on(async move {
         let helpers = Rc::new(Helpers::new(config.clone()).map_err(|e| e.to_string())?);
-        let supervisor = Supervisor::start(config.clone(), helpers, log.clone()).await;
+        let sandbox = Arc::new(Sandbox::prepare(&config).await?);
+        for layer in sandbox.layers() {
+            match &layer.reason {
+                None => info!(log, "sandbox layer active"; "layer" => layer.name),
+                Some(reason) => warn!(log, "sandbox layer NOT active: {}", reason; "layer" => layer.name),
+            }
+        }
+        let supervisor = Supervisor::start(config.clone(), sandbox, helpers, log.clone()).await;
         body(config, supervisor, log).await
     })
 }

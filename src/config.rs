@@ -37,6 +37,7 @@ pub struct Config {
     pub manager: ManagerConfig,
     pub widgets: WidgetsConfig,
     pub workers: WorkersConfig,
+    pub sandbox: SandboxConfig,
     pub request: RequestConfig,
     pub log: LogConfig,
 }
@@ -211,6 +212,40 @@ impl Default for WorkersConfig {
             startup_timeout: Duration::from_secs(10),
             restart_backoff_min: Duration::from_millis(100),
             restart_backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    pub required: bool,
+    pub network: bool,
+    pub switch_user: bool,
+    pub user: String,
+    pub uid_base: u32,
+    pub no_new_privs: bool,
+    pub limits: bool,
+    pub max_open_files: u64,
+    pub max_processes: u64,
+    pub node_permissions: bool,
+    pub landlock: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            required: false,
+            network: true,
+            switch_user: true,
+            user: String::new(),
+            uid_base: 200_000,
+            no_new_privs: true,
+            limits: true,
+            max_open_files: 256,
+            max_processes: 64,
+            node_permissions: true,
+            landlock: true,
         }
     }
 }

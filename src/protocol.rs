@@ -227,6 +227,9 @@ pub enum FromShim {
     },
     End {
         id: u64,
+        /// The handler destroyed the response (`res.destroy()`): abort, do not complete.
+        #[serde(default)]
+        abort: bool,
     },
     Ack {
         id: u64,

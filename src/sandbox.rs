@@ -1,42 +1,334 @@
-//! Everything about how a widget's Node child is started: its command line, environment
-//! and the process settings applied between fork and exec.
+//! Everything about how a widget's Node child is started: its command line, environment,
+//! and the walls set up between fork and exec.
 //!
-//! The child must need nothing from the gateway but the protocol on its stdio: it gets an
-//! environment built from nothing (no variable of the gateway's — tokens, proxies, cloud
-//! credentials — reaches widget code), a V8 heap limit, no core dumps, and it is killed
-//! when the gateway dies so that no widget outlives the server that supervises it.
+//! The JavaScript `require` allow-list in the shim is only the first wall, and JS-level
+//! sandboxes have a long history of escapes, so each worker also gets, where the host
+//! allows it:
+//! - an environment built from nothing (no variable of the gateway's reaches it);
+//! - its own network namespace, with no interface up (helpers run in the gateway);
+//! - its own unprivileged uid/gid (one per widget, so widgets cannot signal or read each
+//!   other) when the gateway runs as root, and `no_new_privs`;
+//! - resource limits: open files, processes, file size 0, no core dumps;
+//! - Node's permission model: reads only of the shim, the widget folder and the allowed
+//!   modules; no writes, child processes, worker threads or native addons;
+//! - a Landlock ruleset granting the same read-only paths plus what the Node runtime
+//!   itself needs, enforced by the kernel even if Node's checks are bypassed.
+//!
+//! Each layer is probed once at start-up by starting `node --version` behind it, so the
+//! log and `/_wbe/status` say exactly which walls stand; with `sandbox.required` a
+//! missing one stops the gateway instead.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 
+use landlock::{
+    path_beneath_rules, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, ABI,
+};
+use nix::unistd::{Gid, Uid};
+use serde::Serialize;
 use tokio::process::Command;
 
-use crate::config::Config;
+use crate::config::{Config, SandboxConfig};
 
-/// The command that starts one widget worker running `shim`, with its working directory
-/// in the widget's own folder.
-pub fn worker_command(config: &Config, widget_dir: &Path) -> Command {
-    let heap_mb = (config.workers.memory_limit / 1_000_000).max(16);
-    let mut cmd = Command::new(&config.workers.node);
-    cmd.arg(format!("--max-old-space-size={heap_mb}"))
-        .arg("--no-warnings")
-        .arg(config.shim_path())
-        .current_dir(widget_dir)
-        .env_clear()
-        .env("NODE_ENV", "production")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (prctl, setrlimit); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(|| {
-            use nix::sys::resource::{setrlimit, Resource};
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
-            setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
-            Ok(())
-        });
+/// One wall and whether it stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct Layer {
+    pub name: &'static str,
+    pub active: bool,
+    /// Why it is off, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Who a worker runs as.
+#[derive(Debug, Clone, Copy)]
+enum Identity {
+    /// Keep the gateway's own uid (not root, or switching turned off).
+    Inherit,
+    /// One named user for every worker.
+    Fixed(Uid, Gid),
+    /// A uid/gid of its own per widget, counted up from a base.
+    PerWidget { base: u32 },
+}
+
+pub struct Sandbox {
+    layers: Vec<Layer>,
+    network: bool,
+    identity: Identity,
+    no_new_privs: bool,
+    limits: bool,
+    permission_flag: Option<&'static str>,
+    landlock: bool,
+    next_id_offset: AtomicU32,
+    settings: SandboxConfig,
+}
+
+/// Files and folders the Node runtime itself reads (shared libraries, loader cache, TLS
+/// and time-zone data); granted read-only by Landlock in addition to the widget's own.
+const RUNTIME_PATHS: &[&str] = &[
+    "/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/share/zoneinfo", "/etc/ld.so.cache", "/etc/ssl",
+    "/etc/localtime", "/dev/null", "/dev/urandom", "/sys/fs/cgroup",
+    // Node reads its own memory use from /proc/self; "self" cannot be named here (it would
+    // resolve to the gateway), and other processes' entries are closed by the uid switch.
+    "/proc",
+];
+
+impl Sandbox {
+    /// Probes which layers this host allows. Fails, naming the missing layers, when
+    /// `sandbox.required` is set and any configured layer cannot be set up.
+    pub async fn prepare(config: &Config) -> Result<Sandbox, String> {
+        let settings = config.sandbox.clone();
+        let root = Uid::effective().is_root();
+        let mut sandbox = Sandbox {
+            layers: Vec::new(),
+            network: false,
+            identity: Identity::Inherit,
+            no_new_privs: settings.no_new_privs,
+            limits: settings.limits,
+            permission_flag: None,
+            landlock: false,
+            next_id_offset: AtomicU32::new(0),
+            settings: settings.clone(),
+        };
+        let off = |name: &'static str, reason: &str| Layer { name, active: false, reason: Some(reason.into()) };
+        let on = |name: &'static str| Layer { name, active: true, reason: None };
+
+        sandbox.layers.push(on("clean_environment"));
+
+        if !settings.network {
+            sandbox.layers.push(off("network_namespace", "turned off (sandbox.network = false)"));
+        } else {
+            sandbox.network = true;
+            match sandbox.probe(config).await {
+                Ok(()) => sandbox.layers.push(on("network_namespace")),
+                Err(e) => {
+                    sandbox.network = false;
+                    sandbox.layers.push(off("network_namespace", &format!("cannot create a network namespace: {e}")));
+                }
+            }
+        }
+
+        if !settings.switch_user {
+            sandbox.layers.push(off("user", "turned off (sandbox.switch_user = false)"));
+        } else if !root {
+            sandbox.layers.push(off("user", "wbe is not running as root, so workers keep its uid"));
+        } else if settings.user.is_empty() {
+            sandbox.identity = Identity::PerWidget { base: settings.uid_base };
+            sandbox.layers.push(on("user"));
+        } else {
+            match nix::unistd::User::from_name(&settings.user) {
+                Ok(Some(user)) if !user.uid.is_root() => {
+                    sandbox.identity = Identity::Fixed(user.uid, user.gid);
+                    sandbox.layers.push(on("user"));
+                }
+                Ok(Some(_)) => sandbox.layers.push(off("user", "sandbox.user is root")),
+                _ => sandbox.layers.push(off("user", &format!("no such user `{}`", settings.user))),
+            }
+        }
+        if !matches!(sandbox.identity, Identity::Inherit) {
+            if let Err(e) = sandbox.probe(config).await {
+                sandbox.identity = Identity::Inherit;
+                if let Some(layer) = sandbox.layers.iter_mut().find(|l| l.name == "user") {
+                    *layer = off("user", &format!("cannot switch user: {e}"));
+                }
+            }
+        }
+
+        sandbox.layers.push(if settings.no_new_privs { on("no_new_privs") } else { off("no_new_privs", "turned off") });
+        sandbox.layers.push(if settings.limits { on("resource_limits") } else { off("resource_limits", "turned off") });
+
+        if !settings.node_permissions {
+            sandbox.layers.push(off("node_permissions", "turned off (sandbox.node_permissions = false)"));
+        } else {
+            match permission_flag(config).await {
+                Ok(flag) => {
+                    sandbox.permission_flag = Some(flag);
+                    sandbox.layers.push(on("node_permissions"));
+                }
+                Err(e) => sandbox.layers.push(off("node_permissions", &e)),
+            }
+        }
+
+        if !settings.landlock {
+            sandbox.layers.push(off("landlock", "turned off (sandbox.landlock = false)"));
+        } else {
+            sandbox.landlock = true;
+            match sandbox.probe(config).await {
+                Ok(()) => sandbox.layers.push(on("landlock")),
+                Err(e) => {
+                    sandbox.landlock = false;
+                    sandbox.layers.push(off("landlock", &format!("not available on this kernel: {e}")));
+                }
+            }
+        }
+
+        if settings.required {
+            let missing: Vec<String> = sandbox
+                .layers
+                .iter()
+                .filter(|l| !l.active)
+                .map(|l| format!("{} ({})", l.name, l.reason.as_deref().unwrap_or("off")))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "sandbox.required is set but these layers cannot be set up: {}; run wbe as root on a kernel with user namespaces and Landlock, or set sandbox.required = false",
+                    missing.join(", ")
+                ));
+            }
+        }
+        Ok(sandbox)
     }
-    cmd
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Starts `node --version` behind the layers enabled so far, to see that they hold.
+    async fn probe(&self, config: &Config) -> Result<(), String> {
+        let mut cmd = self.base_command(config, Path::new("/"), &[], None)?;
+        cmd.arg("--version").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let output = cmd.output().await.map_err(|e| e.to_string())?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{} ({})", output.status, String::from_utf8_lossy(&output.stderr).trim()))
+        }
+    }
+
+    /// A uid/gid for a new widget: each widget gets its own, stable for its lifetime.
+    pub fn identity_for_new_widget(&self) -> Option<(Uid, Gid)> {
+        match self.identity {
+            Identity::Inherit => None,
+            Identity::Fixed(uid, gid) => Some((uid, gid)),
+            Identity::PerWidget { base } => {
+                let offset = self.next_id_offset.fetch_add(1, Ordering::Relaxed);
+                let id = base.saturating_add(offset);
+                Some((Uid::from_raw(id), Gid::from_raw(id)))
+            }
+        }
+    }
+
+    /// The command that starts one widget worker, with its working directory in the
+    /// widget's own folder and the layers applied.
+    pub fn worker_command(
+        &self,
+        config: &Config,
+        widget_dir: &Path,
+        identity: Option<(Uid, Gid)>,
+    ) -> Result<Command, String> {
+        let shim = config.shim_path();
+        let shim_dir = shim.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let readable = [shim_dir, widget_dir.to_path_buf(), config.modules_dir().to_path_buf()];
+        let mut cmd = self.base_command(config, widget_dir, &readable, identity)?;
+        let heap_mb = (config.workers.memory_limit / 1_000_000).max(16);
+        cmd.arg(format!("--max-old-space-size={heap_mb}"));
+        if let Some(flag) = self.permission_flag {
+            cmd.arg(flag);
+            for path in &readable {
+                cmd.arg(format!("--allow-fs-read={}", path.display()));
+            }
+        }
+        cmd.arg(shim).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        Ok(cmd)
+    }
+
+    fn base_command(
+        &self,
+        config: &Config,
+        dir: &Path,
+        readable: &[PathBuf],
+        identity: Option<(Uid, Gid)>,
+    ) -> Result<Command, String> {
+        let mut cmd = Command::new(&config.workers.node);
+        cmd.arg("--no-warnings").current_dir(dir).env_clear().env("NODE_ENV", "production");
+        let identity = identity.or(match self.identity {
+            // The probe runs as the first per-widget uid.
+            Identity::PerWidget { base } => Some((Uid::from_raw(base), Gid::from_raw(base))),
+            Identity::Fixed(uid, gid) => Some((uid, gid)),
+            Identity::Inherit => None,
+        });
+        let mut ruleset = if self.landlock { Some(landlock_ruleset(&config.workers.node, readable)?) } else { None };
+        let network = self.network;
+        let no_new_privs = self.no_new_privs;
+        let limits = self.limits.then_some((self.settings.max_open_files, self.settings.max_processes));
+        // SAFETY: the closure runs in the forked child before exec. It makes system calls
+        // only (prctl, unshare, setrlimit, setgroups/setgid/setuid, landlock) and does not
+        // allocate: the ruleset was built before the fork and is only consumed here.
+        unsafe {
+            cmd.pre_exec(move || {
+                use nix::sys::resource::{setrlimit, Resource};
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+                setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
+                if network {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+                }
+                if let Some((files, processes)) = limits {
+                    setrlimit(Resource::RLIMIT_NOFILE, files, files)?;
+                    setrlimit(Resource::RLIMIT_NPROC, processes, processes)?;
+                    setrlimit(Resource::RLIMIT_FSIZE, 0, 0)?;
+                }
+                if let Some((uid, gid)) = identity {
+                    nix::unistd::setgroups(&[])?;
+                    nix::unistd::setgid(gid)?;
+                    nix::unistd::setuid(uid)?;
+                }
+                if no_new_privs {
+                    nix::sys::prctl::set_no_new_privs()?;
+                }
+                if let Some(ruleset) = ruleset.take() {
+                    ruleset.restrict_self().map_err(|e| std::io::Error::other(e.to_string()))?;
+                }
+                Ok(())
+            });
+        }
+        Ok(cmd)
+    }
+}
+
+/// A Landlock ruleset allowing only reads (and executing the runtime) beneath
+/// `readable` and the runtime's own paths; everything else — writes anywhere, reads of
+/// `/etc/passwd`, the config, other widgets — the kernel refuses.
+fn landlock_ruleset(node: &Path, readable: &[PathBuf]) -> Result<RulesetCreated, String> {
+    let abi = ABI::V1;
+    let node_binary = which(node).unwrap_or_else(|| node.to_path_buf());
+    let mut paths: Vec<PathBuf> = RUNTIME_PATHS.iter().map(PathBuf::from).filter(|p| p.exists()).collect();
+    paths.push(node_binary);
+    paths.extend(readable.iter().cloned());
+    let ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(&paths, AccessFs::from_read(abi))))
+        .map_err(|e| e.to_string())?;
+    Ok(ruleset)
+}
+
+/// Resolves a bare command name through PATH, the way exec will.
+fn which(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.canonicalize().ok();
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file()).and_then(|p| p.canonicalize().ok())
+}
+
+/// The flag that turns Node's permission model on, which depends on Node's version.
+async fn permission_flag(config: &Config) -> Result<&'static str, String> {
+    let output = Command::new(&config.workers.node)
+        .arg("--version")
+        .env_clear()
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", config.workers.node.display()))?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().trim_start_matches('v').to_owned();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    match (major, minor) {
+        (0..=19, _) => Err(format!("Node {version} has no permission model (Node >= 20 needed)")),
+        (20 | 21, _) => Ok("--experimental-permission"),
+        (22, 0..=12) => Ok("--experimental-permission"),
+        _ => Ok("--permission"),
+    }
 }

@@ -74,7 +74,11 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             merged
         })
         .collect();
-    HttpResponse::Ok().json(json!({ "version": env!("CARGO_PKG_VERSION"), "widgets": widgets }))
+    HttpResponse::Ok().json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "sandbox": state.supervisor.sandbox.layers(),
+        "widgets": widgets,
+    }))
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

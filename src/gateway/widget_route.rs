@@ -184,7 +184,10 @@ async fn forward(
         if HOP_BY_HOP.contains(&lower.as_str()) {
             continue;
         }
-        match (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(&value)) {
+        // The shim sends header values as latin-1 text, as Node writes them: one byte a char.
+        let bytes: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+        let value = bytes.ok_or(()).and_then(|b| HeaderValue::from_bytes(&b).map_err(|_| ()));
+        match (HeaderName::from_bytes(lower.as_bytes()), value) {
             (Ok(name), Ok(value)) => {
                 response.append_header((name, value));
             }

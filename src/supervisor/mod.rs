@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::helpers::Helpers;
 use crate::protocol::{Endpoint, LoadError};
 use crate::registry::{self, WidgetSource};
+use crate::sandbox::Sandbox;
 
 /// What a widget can do right now.
 #[derive(Clone)]
@@ -64,10 +65,12 @@ pub struct Widget {
     fingerprint: AtomicU64,
     /// Set by a rescan that asked for a reload, cleared once the widget has dealt with it.
     reload_pending: AtomicBool,
+    /// The uid/gid its workers run as, when the sandbox switches users.
+    identity: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
 }
 
 impl Widget {
-    fn new(source: WidgetSource, config: &Config) -> Widget {
+    fn new(source: WidgetSource, config: &Config, identity: Option<(nix::unistd::Uid, nix::unistd::Gid)>) -> Widget {
         let state = if source.backend.is_some() { WidgetState::Starting } else { WidgetState::NoBackend };
         Widget {
             fingerprint: AtomicU64::new(source.fingerprint),
@@ -81,6 +84,7 @@ impl Widget {
             },
             control: watch::Sender::new(Control::default()),
             reload_pending: AtomicBool::new(false),
+            identity,
         }
     }
 
@@ -155,6 +159,7 @@ pub struct ReloadSummary {
 
 pub struct Supervisor {
     config: Arc<Config>,
+    pub sandbox: Arc<Sandbox>,
     widgets: RwLock<BTreeMap<String, Arc<Widget>>>,
     settled: Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -167,10 +172,11 @@ pub struct Supervisor {
 impl Supervisor {
     /// Scans the widget folders and starts a worker for every backend. Returns once every
     /// widget has either registered its endpoints or reported why it cannot.
-    pub async fn start(config: Arc<Config>, helpers: Rc<Helpers>, log: Logger) -> Arc<Supervisor> {
+    pub async fn start(config: Arc<Config>, sandbox: Arc<Sandbox>, helpers: Rc<Helpers>, log: Logger) -> Arc<Supervisor> {
         let (rescans, mut requests) = mpsc::unbounded_channel::<oneshot::Sender<ReloadSummary>>();
         let supervisor = Arc::new(Supervisor {
             config,
+            sandbox,
             widgets: RwLock::new(BTreeMap::new()),
             settled: Notify::new(),
             tasks: Mutex::new(Vec::new()),
@@ -232,7 +238,7 @@ impl Supervisor {
                     }
                 }
                 None => {
-                    let widget = Arc::new(Widget::new(source, &self.config));
+                    let widget = Arc::new(Widget::new(source, &self.config, self.sandbox.identity_for_new_widget()));
                     self.write_widgets().insert(id.clone(), widget.clone());
                     if widget.source.backend.is_some() {
                         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -367,7 +373,11 @@ impl Supervisor {
     /// Starts a worker and, when it is ready, makes it the one requests go to.
     async fn start_worker(&self, widget: &Widget, slot: usize, helpers: &Rc<Helpers>, log: &Logger) -> Result<worker::Running, worker::StartError> {
         let backend = widget.source.backend.as_deref().unwrap_or(widget.source.dir.as_path());
-        let running = worker::start(&self.config, &widget.source, backend, helpers.clone(), log).await?;
+        let command = self
+            .sandbox
+            .worker_command(&self.config, &widget.source.dir, widget.identity)
+            .map_err(worker::StartError::Spawn)?;
+        let running = worker::start(&self.config, command, &widget.source, backend, helpers.clone(), log).await?;
         info!(log, "worker ready"; "pid" => running.pid(), "endpoints" => describe(&running.endpoints));
         self.publish(widget, slot, running.ready_state(None));
         Ok(running)

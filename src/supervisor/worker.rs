@@ -30,7 +30,6 @@ use crate::protocol::{
     PROTOCOL_VERSION,
 };
 use crate::registry::WidgetSource;
-use crate::sandbox;
 
 /// How many request-body bytes the gateway sends ahead of the shim's acks.
 pub const REQUEST_WINDOW: usize = 256 * 1024;
@@ -220,12 +219,15 @@ impl WorkerConn {
                 self.charge_window(entry, id, bytes.len())?;
                 let _ = entry.body.send(Ok(bytes));
             }
-            FromShim::End { id } => {
-                let entry = self.take(id);
-                if let Some(Inflight { head: Some(_), .. }) = entry {
+            FromShim::End { id, abort } => match self.take(id) {
+                Some(Inflight { head: Some(_), .. }) => {
                     return Err(ProtocolError(format!("end before head for request {id}")));
                 }
-            }
+                Some(entry) if abort => {
+                    let _ = entry.body.send(Err(WorkerGone("the handler destroyed the response".into())));
+                }
+                _ => {}
+            },
             FromShim::Ack { id, bytes } => {
                 if let Some(entry) = self.lock().get(&id) {
                     if bytes > REQUEST_WINDOW {
@@ -292,15 +294,16 @@ pub struct Running {
     pub started: std::time::Instant,
 }
 
-/// Starts the child for `source`, performs the handshake and starts its reader.
+/// Starts the child with `command`, performs the handshake and starts its reader.
 pub async fn start(
     config: &Config,
+    mut command: tokio::process::Command,
     source: &WidgetSource,
     backend: &Path,
     helpers: Rc<Helpers>,
     log: &Logger,
 ) -> Result<Running, StartError> {
-    let mut child = sandbox::worker_command(config, &source.dir)
+    let mut child = command
         .spawn()
         .map_err(|e| StartError::Spawn(format!("cannot start `{}`: {e}", config.workers.node.display())))?;
     let pid = child.id().unwrap_or(0);

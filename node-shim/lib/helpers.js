@@ -1,0 +1,85 @@
+'use strict';
+// Owns `helper.Manager` and `helper.Request`: the stage's service APIs, turned into
+// `call` frames answered by `ret` frames. The gateway does the HTTP (and the paging of
+// doGetFull), so the widget's process never holds the manager's address, CA or
+// credentials. Each call carries the id of the request it serves.
+
+const METHODS = { doGet: 'GET', doPost: 'POST', doDelete: 'DELETE', doPut: 'PUT', doPatch: 'PATCH' };
+
+function cancelledError() {
+  return new Error('The request was cancelled; helper calls are no longer answered');
+}
+
+function createHelperCalls(send) {
+  let nextCid = 1;
+  const pending = new Map(); // cid -> {id, resolve, reject}
+
+  function rpc(id, helper, fn, args) {
+    return new Promise((resolve, reject) => {
+      const cid = nextCid++;
+      // send() serialises now: a body that is not JSON rejects this call only.
+      send({ t: 'call', cid, id, helper, fn, args });
+      pending.set(cid, { id, resolve, reject });
+    });
+  }
+
+  // A manager error rejects with the manager's own body, as the stage's jsonRequest did.
+  function settle(frame) {
+    const call = pending.get(frame.cid);
+    if (!call) return;
+    pending.delete(frame.cid);
+    if (frame.ok) {
+      call.resolve(typeof frame.b64 === 'string' ? Buffer.from(frame.b64, 'base64') : frame.value);
+      return;
+    }
+    const error = frame.error || {};
+    if (error.kind === 'manager') call.reject(error.body);
+    else call.reject(new Error(error.message || `helper call failed (${error.kind || 'unknown'})`));
+  }
+
+  // After a cancel the gateway answers nothing more for that request.
+  function cancelRequest(id) {
+    for (const [cid, call] of pending) {
+      if (call.id === id) {
+        pending.delete(cid);
+        call.reject(cancelledError());
+      }
+    }
+  }
+
+  function withShortcuts(call) {
+    const api = { call };
+    for (const [name, method] of Object.entries(METHODS)) {
+      api[name] = (url, options) => api.call(method, url, options);
+    }
+    return api;
+  }
+
+  // isCancelled(): whether the request this helper belongs to was cancelled.
+  function helpersFor(id, isCancelled, Logger) {
+    const guardedRpc = (helper, fn, args) =>
+      isCancelled() ? Promise.reject(cancelledError()) : rpc(id, helper, fn, args);
+
+    const Manager = withShortcuts((method, url, options) => {
+      const { params = {}, body = null, headers = {}, timeout = null } = options || {};
+      return guardedRpc('manager', 'call', { method: String(method).toUpperCase(), url, params, headers, body, timeout });
+    });
+    Manager.doGetFull = (url, options) => {
+      const { params = {}, headers = {}, timeout = null } = options || {};
+      return guardedRpc('manager', 'getFull', { url, params, headers, timeout });
+    };
+
+    const Request = withShortcuts((method, url, options) => {
+      const { params = {}, body = null, parseResponse = true, headers = {}, certificate = null } = options || {};
+      return guardedRpc('request', 'call', {
+        method: String(method).toUpperCase(), url, params, headers, body, parseResponse, certificate,
+      });
+    });
+
+    return { Logger, Manager, Request };
+  }
+
+  return { helpersFor, settle, cancelRequest };
+}
+
+module.exports = { createHelperCalls };

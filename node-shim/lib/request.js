@@ -1,0 +1,193 @@
+'use strict';
+// Owns `req`: a real stream.Readable of the request body (so body/json, pipe() and
+// for-await work) carrying the fields Express 4 puts on a request inside the stage's
+// `router.use('/:service', ...)`. Getters follow express/lib/request.js; the values the
+// gateway already knows (url split, ip, protocol, user) come from the `req` frame.
+
+const { Readable } = require('stream');
+const qs = require('qs');
+const cookie = require('cookie');
+const fresh = require('fresh');
+const typeis = require('type-is');
+const accepts = require('accepts');
+
+// Node's IncomingMessage folding: these keep only their first value when repeated.
+const SINGLE_VALUED = new Set([
+  'content-type', 'content-length', 'user-agent', 'referer', 'host', 'authorization',
+  'proxy-authorization', 'if-modified-since', 'if-unmodified-since', 'from', 'location',
+  'max-forwards', 'retry-after', 'etag', 'last-modified', 'server', 'age', 'expires',
+]);
+
+function foldHeaders(lines) {
+  const headers = {};
+  const rawHeaders = [];
+  for (const [rawName, value] of lines) {
+    const name = String(rawName).toLowerCase();
+    rawHeaders.push(rawName, value);
+    if (!(name in headers)) {
+      headers[name] = name === 'set-cookie' ? [value] : value;
+    } else if (name === 'set-cookie') {
+      headers[name].push(value);
+    } else if (name === 'cookie') {
+      headers[name] += `; ${value}`;
+    } else if (!SINGLE_VALUED.has(name)) {
+      headers[name] += `, ${value}`;
+    }
+  }
+  return { headers, rawHeaders };
+}
+
+// cookie-parser (which the stage mounts) without a secret: parse, then decode the
+// `j:` JSON cookies that res.cookie() writes for object values.
+function parseCookies(header) {
+  if (!header) return {};
+  const cookies = cookie.parse(header);
+  for (const [name, value] of Object.entries(cookies)) {
+    if (value.startsWith('j:')) {
+      try {
+        cookies[name] = JSON.parse(value.slice(2));
+      } catch {
+        // not JSON after all: cookie-parser keeps the raw string too
+      }
+    }
+  }
+  return cookies;
+}
+
+function pathnameOf(url) {
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}
+
+function queryStringOf(url) {
+  const q = url.indexOf('?');
+  if (q === -1) return '';
+  const hash = url.indexOf('#', q);
+  return url.slice(q + 1, hash === -1 ? undefined : hash);
+}
+
+class WidgetRequest extends Readable {
+  // frame: the `req` frame; onConsumed(bytes) returns request-body credit to the gateway.
+  constructor(frame, onConsumed) {
+    super({ highWaterMark: 64 * 1024 });
+    const { headers, rawHeaders } = foldHeaders(Array.isArray(frame.headers) ? frame.headers : []);
+    this.method = String(frame.method || 'GET').toUpperCase();
+    this.url = frame.url || '/';
+    this.originalUrl = frame.originalUrl || this.url;
+    this.baseUrl = frame.baseUrl || '';
+    this.headers = headers;
+    this.rawHeaders = rawHeaders;
+    this.httpVersion = '1.1';
+    this.httpVersionMajor = 1;
+    this.httpVersionMinor = 1;
+    this.params = { service: frame.service };
+    // Express's "extended" query parser (app setting 'query parser' default in 4.x).
+    this.query = qs.parse(queryStringOf(this.originalUrl), { allowPrototypes: true });
+    this.cookies = parseCookies(headers.cookie);
+    this.signedCookies = {};
+    this.ip = frame.ip;
+    this.ips = [];
+    this.protocol = frame.protocol || 'http';
+    this.user = frame.user === undefined ? null : frame.user;
+    this.aborted = false;
+    this.complete = false;
+    this._onConsumed = onConsumed;
+    this._unacked = 0;
+  }
+
+  get path() {
+    return pathnameOf(this.url);
+  }
+
+  get secure() {
+    return this.protocol === 'https';
+  }
+
+  // Express 4 without 'trust proxy' (the stage does not set it): the Host header,
+  // minus the port, keeping an IPv6 literal's brackets.
+  get hostname() {
+    const host = this.get('Host');
+    if (!host) return undefined;
+    const offset = host[0] === '[' ? host.indexOf(']') + 1 : 0;
+    const index = host.indexOf(':', offset);
+    return index !== -1 ? host.substring(0, index) : host;
+  }
+
+  get xhr() {
+    return (this.get('X-Requested-With') || '').toLowerCase() === 'xmlhttprequest';
+  }
+
+  // Needs this.res (set by the response) for the ETag/Last-Modified the handler set.
+  get fresh() {
+    if (this.method !== 'GET' && this.method !== 'HEAD') return false;
+    const status = this.res.statusCode;
+    if ((status >= 200 && status < 300) || status === 304) {
+      return fresh(this.headers, {
+        etag: this.res.get('ETag'),
+        'last-modified': this.res.get('Last-Modified'),
+      });
+    }
+    return false;
+  }
+
+  get stale() {
+    return !this.fresh;
+  }
+
+  get(name) {
+    if (!name) throw new TypeError('name argument is required to req.get');
+    if (typeof name !== 'string') throw new TypeError('name must be a string to req.get');
+    const lc = name.toLowerCase();
+    if (lc === 'referer' || lc === 'referrer') return this.headers.referrer || this.headers.referer;
+    return this.headers[lc];
+  }
+
+  header(name) {
+    return this.get(name);
+  }
+
+  is(types, ...rest) {
+    return typeis(this, Array.isArray(types) ? types : [types, ...rest]);
+  }
+
+  accepts(...types) {
+    const accept = accepts(this);
+    return accept.types(...types);
+  }
+
+  // -- fed by the dispatcher ------------------------------------------------------
+
+  _pushBody(buf) {
+    if (this.destroyed) return;
+    this._unacked += buf.length;
+    // While the readable buffer is under its high-water mark the bytes count as taken.
+    if (this.push(buf)) this._returnCredit();
+  }
+
+  _endBody() {
+    if (this.destroyed) return;
+    this.complete = true;
+    this.push(null);
+  }
+
+  // The gateway gave up: like Node's IncomingMessage, 'aborted' then 'close'.
+  _abort() {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.emit('aborted');
+    this.destroy();
+  }
+
+  _read() {
+    this._returnCredit();
+  }
+
+  _returnCredit() {
+    if (this._unacked === 0) return;
+    const bytes = this._unacked;
+    this._unacked = 0;
+    this._onConsumed(bytes);
+  }
+}
+
+module.exports = { WidgetRequest };

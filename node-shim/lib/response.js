@@ -1,0 +1,632 @@
+'use strict';
+// Owns `res`: Node's ServerResponse surface (headers, writeHead, write/end, events) over
+// `head`/`chunk`/`end` frames with the per-request flow-control window, and on top of it
+// Express 4's response methods, ported from express/lib/response.js so that status
+// codes, headers and bodies come out byte-for-byte as the stage produced them.
+//
+// It extends the legacy Stream (an EventEmitter with pipe()), as ServerResponse does, so
+// `someReadable.pipe(res)` works: write() returns false when the window is used up and
+// 'drain' follows once the gateway's acks make room again.
+
+const http = require('http');
+const path = require('path');
+const Stream = require('stream');
+const contentDisposition = require('content-disposition');
+const contentType = require('content-type');
+const cookie = require('cookie');
+const encodeUrl = require('encodeurl');
+const escapeHtml = require('escape-html');
+const etag = require('etag');
+const mime = require('mime-types');
+const statuses = require('statuses');
+const vary = require('vary');
+const { MAX_FRAME_BODY, MAX_WHOLE_BODY, encodeBody } = require('./protocol');
+
+const CHARSET_RE = /;\s*charset\s*=/;
+
+// Express 4 uses mime@1 (through `send`): unknown extensions mean octet-stream, and
+// only text/*, JavaScript and JSON get a default charset.
+function lookupType(type) {
+  return mime.lookup(type) || 'application/octet-stream';
+}
+
+function defaultCharset(type) {
+  return /^text\/|^application\/(javascript|json)/.test(type) ? 'UTF-8' : undefined;
+}
+
+function setCharset(type, charset) {
+  const parsed = contentType.parse(type);
+  parsed.parameters.charset = charset;
+  return contentType.format(parsed);
+}
+
+function nodeError(Ctor, code, message) {
+  const err = new Ctor(message);
+  err.code = code;
+  return err;
+}
+
+function toBuffer(chunk, encoding) {
+  if (typeof chunk === 'string') return Buffer.from(chunk, encoding || 'utf8');
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+    'The "chunk" argument must be of type string or an instance of Buffer or Uint8Array');
+}
+
+class WidgetResponse extends Stream {
+  // io: {send(frame), onDone(), reportMisuse(message)} supplied by the dispatcher.
+  constructor(req, id, window, io) {
+    super();
+    this.req = req;
+    this.locals = Object.create(null);
+    this.statusCode = 200;
+    this.statusMessage = undefined;
+    req.res = this;
+    this._id = id;
+    this._io = io;
+    this._credit = window;
+    this._headers = new Map(); // lower-case name -> [name as set, value]
+    this._headerList = null; // frozen [name, value] pairs once the head is committed
+    this._headFrameSent = false;
+    this._queue = [];
+    this._queuedBytes = 0;
+    this._needDrain = false;
+    this._ending = false;
+    this._finished = false;
+    this._destroyed = false;
+  }
+
+  // -- Node ServerResponse surface ------------------------------------------------
+
+  get headersSent() {
+    return this._headerList !== null;
+  }
+
+  get writable() {
+    return !this._ending && !this._destroyed;
+  }
+
+  get writableEnded() {
+    return this._ending;
+  }
+
+  get finished() {
+    return this._ending;
+  }
+
+  get writableFinished() {
+    return this._finished;
+  }
+
+  get destroyed() {
+    return this._destroyed;
+  }
+
+  setHeader(name, value) {
+    if (this.headersSent) {
+      throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot set headers after they are sent to the client');
+    }
+    http.validateHeaderName(name);
+    http.validateHeaderValue(name, value);
+    this._headers.set(name.toLowerCase(), [name, value]);
+    return this;
+  }
+
+  getHeader(name) {
+    const entry = this._headers.get(String(name).toLowerCase());
+    return entry && entry[1];
+  }
+
+  getHeaders() {
+    const out = Object.create(null);
+    for (const [key, [, value]] of this._headers) out[key] = value;
+    return out;
+  }
+
+  getHeaderNames() {
+    return [...this._headers.keys()];
+  }
+
+  hasHeader(name) {
+    return this._headers.has(String(name).toLowerCase());
+  }
+
+  removeHeader(name) {
+    if (this.headersSent) {
+      throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot remove headers after they are sent to the client');
+    }
+    this._headers.delete(String(name).toLowerCase());
+  }
+
+  // writeHead(status[, statusMessage][, headers]): headers given here win over setHeader().
+  writeHead(statusCode, reason, headers) {
+    if (this.headersSent) {
+      throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot write headers after they are sent to the client');
+    }
+    let fields = headers;
+    if (typeof reason === 'string') {
+      this.statusMessage = reason;
+    } else {
+      fields = reason;
+    }
+    this.statusCode = statusCode;
+    if (Array.isArray(fields)) {
+      // Node accepts a flat [name, value, name, value, ...] list.
+      for (let i = 0; i + 1 < fields.length; i += 2) this.setHeader(fields[i], fields[i + 1]);
+    } else if (fields) {
+      for (const name of Object.keys(fields)) this.setHeader(name, fields[name]);
+    }
+    this._commitHead();
+    return this;
+  }
+
+  // Sends the head now, e.g. before a long wait for the first chunk.
+  flushHeaders() {
+    if (this._destroyed || this._ending) return;
+    this._commitHead();
+    this._pump();
+  }
+
+  write(chunk, encoding, callback) {
+    const cb = typeof encoding === 'function' ? encoding : callback;
+    if (this._destroyed) return false; // cancelled: the gateway no longer listens
+    if (this._ending) {
+      this._io.reportMisuse('res.write() called after the response ended (write after end)');
+      return false;
+    }
+    const buf = toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined);
+    this._commitHead();
+    this._enqueue(buf);
+    this._pump();
+    const ok = this._queuedBytes === 0 && this._credit > 0;
+    if (!ok) this._needDrain = true;
+    if (typeof cb === 'function') {
+      if (ok) process.nextTick(cb);
+      else this.once('drain', cb);
+    }
+    return ok;
+  }
+
+  end(chunk, encoding, callback) {
+    let data = chunk;
+    let enc = encoding;
+    let cb = callback;
+    if (typeof data === 'function') {
+      cb = data;
+      data = undefined;
+    } else if (typeof enc === 'function') {
+      cb = enc;
+      enc = undefined;
+    }
+    if (this._destroyed) return this;
+    if (this._ending) {
+      if (data != null && data.length > 0) {
+        this._io.reportMisuse('res.end(data) called after the response ended (write after end)');
+      }
+      return this;
+    }
+    const buf = data == null ? null : toBuffer(data, enc);
+    if (!this.headersSent) this._setImplicitLength(buf ? buf.length : 0);
+    this._commitHead();
+    if (buf) this._enqueue(buf);
+    this._ending = true;
+    if (typeof cb === 'function') this.once('finish', cb);
+    this._pump();
+    return this;
+  }
+
+  // A handler that destroys its response means to abort it, not to complete it.
+  destroy() {
+    if (this._destroyed || this._finished) return this;
+    this._commitHead();
+    this._ending = true;
+    this._queue = [];
+    this._queuedBytes = 0;
+    this._pump({ abort: true });
+    return this;
+  }
+
+  // -- driven by the dispatcher ---------------------------------------------------
+
+  _ack(bytes) {
+    if (!(bytes > 0)) return;
+    this._credit += bytes;
+    this._pump();
+  }
+
+  // The gateway cancelled the request: drop everything, emit 'close', send nothing more.
+  _cancel() {
+    if (this._destroyed || this._finished) return;
+    this._destroyed = true;
+    this._queue = [];
+    this._queuedBytes = 0;
+    this._io.onDone();
+    process.nextTick(() => this.emit('close'));
+  }
+
+  // -- internals ------------------------------------------------------------------
+
+  // Node sets Content-Length itself when the whole body is given to end() before any
+  // header went out; statuses that carry no body get none.
+  _setImplicitLength(length) {
+    const status = this.statusCode;
+    const bodyless = status === 204 || status === 304 || (status >= 100 && status < 200);
+    if (bodyless || this.hasHeader('content-length') || this.hasHeader('transfer-encoding')) return;
+    this.setHeader('Content-Length', length);
+  }
+
+  _commitHead() {
+    if (this.headersSent) return;
+    const code = this.statusCode;
+    if (!Number.isInteger(code) || code < 100 || code > 999) {
+      throw nodeError(RangeError, 'ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${code}`);
+    }
+    if (this.statusMessage === undefined) this.statusMessage = http.STATUS_CODES[code] || 'unknown';
+    const list = [];
+    for (const [key, [, value]] of this._headers) {
+      if (Array.isArray(value)) for (const v of value) list.push([key, String(v)]);
+      else list.push([key, String(value)]);
+    }
+    this._headerList = list;
+  }
+
+  _enqueue(buf) {
+    if (buf.length === 0) return;
+    this._queue.push(buf);
+    this._queuedBytes += buf.length;
+  }
+
+  // Takes up to the credit (and the per-frame cap) off the front of the queue.
+  _takeBody() {
+    const size = Math.min(this._credit, MAX_FRAME_BODY, this._queuedBytes);
+    if (size <= 0) return null;
+    const parts = [];
+    let need = size;
+    while (need > 0) {
+      const head = this._queue[0];
+      if (head.length <= need) {
+        parts.push(this._queue.shift());
+        need -= head.length;
+      } else {
+        parts.push(head.subarray(0, need));
+        this._queue[0] = head.subarray(need);
+        need = 0;
+      }
+    }
+    this._credit -= size;
+    this._queuedBytes -= size;
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
+  }
+
+  // Sends whatever the window allows. A response already complete when its head goes out
+  // (and small enough) travels whole in the head frame, outside the window.
+  _pump(endFields) {
+    if (this._destroyed || this._finished || !this.headersSent) return;
+    if (!this._headFrameSent && this._ending && !endFields && this._queuedBytes <= MAX_WHOLE_BODY) {
+      const body = Buffer.concat(this._queue, this._queuedBytes);
+      this._queue = [];
+      this._queuedBytes = 0;
+      this._headFrameSent = true;
+      this._io.send({ ...this._headFrame(), ...(body.length > 0 ? encodeBody(body) : {}), end: true });
+      this._finish();
+      return;
+    }
+    while (!this._headFrameSent || (this._queuedBytes > 0 && this._credit > 0)) {
+      const frame = this._headFrameSent ? { t: 'chunk', id: this._id } : this._headFrame();
+      const data = this._takeBody();
+      if (data) Object.assign(frame, encodeBody(data));
+      this._headFrameSent = true;
+      this._io.send(frame);
+    }
+    if (this._ending && this._queuedBytes === 0) {
+      this._io.send({ t: 'end', id: this._id, ...endFields });
+      this._finish();
+    } else if (this._needDrain && this._queuedBytes === 0 && this._credit > 0) {
+      this._needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  _headFrame() {
+    return { t: 'head', id: this._id, status: this.statusCode, headers: this._headerList };
+  }
+
+  _finish() {
+    this._finished = true;
+    this._io.onDone();
+    process.nextTick(() => {
+      this.emit('finish');
+      this.emit('close');
+    });
+  }
+
+  // -- Express 4 response methods -------------------------------------------------
+
+  // Express lets a second send() die on setHeader(); a widget bug must not take the
+  // worker down, so it is reported and ignored instead.
+  _alreadySent(method) {
+    if (!this.headersSent) return false;
+    this._io.reportMisuse(`res.${method}() called after the response was already sent`);
+    return true;
+  }
+
+  status(code) {
+    this.statusCode = code;
+    return this;
+  }
+
+  links(links) {
+    let link = this.get('Link') || '';
+    if (link) link += ', ';
+    return this.set('Link', link + Object.keys(links).map((rel) => `<${links[rel]}>; rel="${rel}"`).join(', '));
+  }
+
+  send(body, ...rest) {
+    if (this._alreadySent('send')) return this;
+    let chunk = body;
+    let encoding;
+    const { req } = this;
+
+    // Express 4's deprecated res.send(status, body) / res.send(body, status).
+    if (rest.length === 1) {
+      if (typeof body !== 'number' && typeof rest[0] === 'number') {
+        this.statusCode = rest[0];
+      } else {
+        this.statusCode = body;
+        [chunk] = rest;
+      }
+    }
+    // Deprecated res.send(status): the status text becomes the body.
+    if (typeof chunk === 'number' && rest.length === 0) {
+      if (!this.get('Content-Type')) this.type('txt');
+      this.statusCode = chunk;
+      chunk = statuses.message[chunk];
+    }
+
+    switch (typeof chunk) {
+      case 'string':
+        if (!this.get('Content-Type')) this.type('html');
+        break;
+      case 'boolean':
+      case 'number':
+      case 'object':
+        if (chunk === null) {
+          chunk = '';
+        } else if (Buffer.isBuffer(chunk)) {
+          if (!this.get('Content-Type')) this.type('bin');
+        } else {
+          return this.json(chunk);
+        }
+        break;
+      default:
+        break;
+    }
+
+    if (typeof chunk === 'string') {
+      encoding = 'utf8';
+      const type = this.get('Content-Type');
+      if (typeof type === 'string') this.set('Content-Type', setCharset(type, 'utf-8'));
+    }
+
+    // Express's default 'etag fn': a weak ETag of the body, unless the handler set one.
+    const generateETag = !this.get('ETag');
+    let len;
+    if (chunk !== undefined) {
+      if (!Buffer.isBuffer(chunk)) {
+        chunk = Buffer.from(chunk, encoding);
+        encoding = undefined;
+      }
+      len = chunk.length;
+      this.set('Content-Length', len);
+    }
+    if (generateETag && len !== undefined) this.set('ETag', etag(chunk, { weak: true }));
+
+    if (req.fresh) this.statusCode = 304;
+
+    if (this.statusCode === 204 || this.statusCode === 304) {
+      this.removeHeader('Content-Type');
+      this.removeHeader('Content-Length');
+      this.removeHeader('Transfer-Encoding');
+      chunk = '';
+    }
+    if (this.statusCode === 205) {
+      this.set('Content-Length', '0');
+      this.removeHeader('Transfer-Encoding');
+      chunk = '';
+    }
+
+    if (req.method === 'HEAD') this.end();
+    else this.end(chunk, encoding);
+    return this;
+  }
+
+  json(obj, ...rest) {
+    if (this._alreadySent('json')) return this;
+    let val = obj;
+    if (rest.length === 1) {
+      if (typeof rest[0] === 'number') {
+        this.statusCode = rest[0];
+      } else {
+        this.statusCode = obj;
+        [val] = rest;
+      }
+    }
+    const body = JSON.stringify(val);
+    if (!this.get('Content-Type')) this.set('Content-Type', 'application/json');
+    return this.send(body);
+  }
+
+  jsonp(obj, ...rest) {
+    if (this._alreadySent('jsonp')) return this;
+    let val = obj;
+    if (rest.length === 1) {
+      if (typeof rest[0] === 'number') {
+        this.statusCode = rest[0];
+      } else {
+        this.statusCode = obj;
+        [val] = rest;
+      }
+    }
+    let body = JSON.stringify(val);
+    let callback = this.req.query.callback;
+    if (!this.get('Content-Type')) {
+      this.set('X-Content-Type-Options', 'nosniff');
+      this.set('Content-Type', 'application/json');
+    }
+    if (Array.isArray(callback)) [callback] = callback;
+    if (typeof callback === 'string' && callback.length !== 0) {
+      this.set('X-Content-Type-Options', 'nosniff');
+      this.set('Content-Type', 'text/javascript');
+      callback = callback.replace(/[^[\]\w$.]/g, '');
+      if (body === undefined) {
+        body = '';
+      } else {
+        body = body.replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+      }
+      // "/**/" guards against Rosetta-Flash style JSONP abuse, as Express does.
+      body = `/**/ typeof ${callback} === 'function' && ${callback}(${body});`;
+    }
+    return this.send(body);
+  }
+
+  sendStatus(statusCode) {
+    if (this._alreadySent('sendStatus')) return this;
+    const body = statuses.message[statusCode] || String(statusCode);
+    this.statusCode = statusCode;
+    this.type('txt');
+    return this.send(body);
+  }
+
+  type(type) {
+    return this.set('Content-Type', type.indexOf('/') === -1 ? lookupType(type) : type);
+  }
+
+  contentType(type) {
+    return this.type(type);
+  }
+
+  // Content negotiation on Accept; no match and no default is Express's 406 via next().
+  format(obj) {
+    const { req } = this;
+    const keys = Object.keys(obj).filter((v) => v !== 'default');
+    const key = keys.length > 0 ? req.accepts(keys) : false;
+    this.vary('Accept');
+    if (key) {
+      this.set('Content-Type', key.indexOf('/') === -1 ? lookupType(key) : key.split(';')[0].trim());
+      obj[key](req, this, req.next);
+    } else if (obj.default) {
+      obj.default(req, this, req.next);
+    } else {
+      const err = new Error('Not Acceptable');
+      err.status = 406;
+      err.statusCode = 406;
+      err.types = keys.map((k) => (k.indexOf('/') === -1 ? lookupType(k) : k));
+      req.next(err);
+    }
+    return this;
+  }
+
+  attachment(filename) {
+    if (filename) this.type(path.extname(filename));
+    return this.set('Content-Disposition', contentDisposition(filename));
+  }
+
+  append(field, val) {
+    const prev = this.get(field);
+    let value = val;
+    if (prev) {
+      if (Array.isArray(prev)) value = prev.concat(val);
+      else value = Array.isArray(val) ? [prev].concat(val) : [prev, val];
+    }
+    return this.set(field, value);
+  }
+
+  set(field, val) {
+    if (arguments.length === 2) {
+      let value = Array.isArray(val) ? val.map(String) : String(val);
+      if (field.toLowerCase() === 'content-type') {
+        if (Array.isArray(value)) throw new TypeError('Content-Type cannot be set to an Array');
+        if (!CHARSET_RE.test(value)) {
+          const charset = defaultCharset(value.split(';')[0]);
+          if (charset) value += `; charset=${charset.toLowerCase()}`;
+        }
+      }
+      this.setHeader(field, value);
+    } else {
+      for (const key in field) this.set(key, field[key]);
+    }
+    return this;
+  }
+
+  header(field, val) {
+    return arguments.length === 2 ? this.set(field, val) : this.set(field);
+  }
+
+  get(field) {
+    return this.getHeader(field);
+  }
+
+  clearCookie(name, options) {
+    return this.cookie(name, '', { expires: new Date(1), path: '/', ...options });
+  }
+
+  // Without a cookie-parser secret (the stage has none) signed cookies are an error.
+  cookie(name, value, options) {
+    const opts = { ...options };
+    if (opts.signed) throw new Error('cookieParser("secret") required for signed cookies');
+    const val = typeof value === 'object' ? `j:${JSON.stringify(value)}` : String(value);
+    if (opts.maxAge != null) {
+      const maxAge = opts.maxAge - 0;
+      if (!Number.isNaN(maxAge)) {
+        opts.expires = new Date(Date.now() + maxAge);
+        opts.maxAge = Math.floor(maxAge / 1000);
+      }
+    }
+    if (opts.path == null) opts.path = '/';
+    return this.append('Set-Cookie', cookie.serialize(name, String(val), opts));
+  }
+
+  location(url) {
+    const loc = url === 'back' ? this.req.get('Referrer') || '/' : String(url);
+    return this.set('Location', encodeUrl(loc));
+  }
+
+  redirect(url, ...rest) {
+    if (this._alreadySent('redirect')) return;
+    let address = url;
+    let status = 302;
+    let body;
+    if (rest.length === 1) {
+      if (typeof url === 'number') {
+        status = url;
+        [address] = rest;
+      } else {
+        [status] = rest;
+      }
+    }
+    address = this.location(address).get('Location');
+    this.format({
+      text: () => {
+        body = `${statuses.message[status]}. Redirecting to ${address}`;
+      },
+      html: () => {
+        body = `<p>${statuses.message[status]}. Redirecting to ${escapeHtml(address)}</p>`;
+      },
+      default: () => {
+        body = '';
+      },
+    });
+    this.statusCode = status;
+    this.set('Content-Length', Buffer.byteLength(body));
+    if (this.req.method === 'HEAD') this.end();
+    else this.end(body);
+  }
+
+  vary(field) {
+    if (!field || (Array.isArray(field) && !field.length)) return this;
+    vary(this, field);
+    return this;
+  }
+}
+
+module.exports = { WidgetResponse };

@@ -1,0 +1,193 @@
+'use strict';
+// Differential tests: every service of fixtures/differential runs both in a real
+// Express 4 app wired like the stage (cookie-parser, router.use('/:service') under
+// /console/wb, the stage's error handler) and through the shim, and the responses
+// must match: status, headers (all but the ones the HTTP layer adds) and body bytes.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert');
+const http = require('http');
+const express = require('express');
+const cookieParser = require('cookie-parser');
+const etag = require('etag');
+const { Shim, fixture, headerObject } = require('./harness');
+const { createRegistry } = require('../lib/register');
+
+const BACKEND = fixture('differential', 'backend.js');
+// Added by Node's HTTP server (the gateway adds its own), not by the handler.
+const TRANSPORT_HEADERS = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
+
+let shim;
+let server;
+let port;
+let lastRawHeaders;
+
+function stageApp(registry) {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((req, res, next) => {
+    lastRawHeaders = req.rawHeaders;
+    next();
+  });
+  app.use(cookieParser());
+  const router = express.Router();
+  router.use('/:service', (req, res, next) =>
+    Promise.resolve()
+      .then(() => {
+        const endpoint = registry.find(req.params.service, req.method);
+        if (!endpoint) {
+          const [service, method] = [req.params.service.toUpperCase(), req.method];
+          return Promise.reject(`No script for service ${service} for method ${method} for widget differential`);
+        }
+        return endpoint.handler(req, res, next, {});
+      })
+      .catch(next));
+  app.use('/console/wb', router);
+  // The stage's error handler (backend/app.ts).
+  // eslint-disable-next-line no-unused-vars
+  app.use((err, req, res, next) => {
+    let { message } = err;
+    if (err.status === 500) message = 'The server is temporarily unavailable';
+    res.status(err.status || 404).send({ message: message || err });
+  });
+  return app;
+}
+
+// Flat [name, value, ...] -> Node client headers; repeated names become arrays, which
+// the client sends as repeated lines.
+function clientHeaders(flat) {
+  const out = { Connection: 'close' };
+  for (let i = 0; i < flat.length; i += 2) {
+    const [name, value] = [flat[i], flat[i + 1]];
+    out[name] = name in out ? [].concat(out[name], value) : value;
+  }
+  return out;
+}
+
+function expressRequest({ method = 'GET', url, headers = [], body }) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: url, headers: clientHeaders(headers) }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function comparable({ status, headers, body }) {
+  const kept = {};
+  for (const name of Object.keys(headers).sort()) {
+    if (!TRANSPORT_HEADERS.has(name)) kept[name] = headers[name];
+  }
+  return { status, headers: kept, body: body.toString('latin1') };
+}
+
+async function compare(spec) {
+  const viaExpress = await expressRequest(spec);
+  // The gateway forwards the header lines as the client sent them.
+  const lines = [];
+  for (let i = 0; i < lastRawHeaders.length; i += 2) lines.push([lastRawHeaders[i], lastRawHeaders[i + 1]]);
+  const viaShim = await shim.request({ method: spec.method, url: spec.url, headers: lines, body: spec.body });
+  assert.deepStrictEqual(
+    comparable({ ...viaShim, headers: headerObject(viaShim.headers) }),
+    comparable(viaExpress),
+    `${spec.method || 'GET'} ${spec.url}`
+  );
+}
+
+before(async () => {
+  const registry = createRegistry();
+  require(BACKEND)(registry.registrator);
+  server = stageApp(registry).listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  port = server.address().port;
+  const [started, hello] = await Shim.start(BACKEND);
+  assert.ok(hello.endpoints, JSON.stringify(hello));
+  shim = started;
+});
+
+after(async () => {
+  server.close();
+  await shim.stop();
+});
+
+const GET_SERVICES = [
+  'send-string', 'send-object', 'send-array', 'send-buffer', 'send-bool', 'send-null',
+  'send-undefined', 'send-large', 'send-typed', 'json', 'json-null', 'json-string', 'json-status',
+  'status-send', 'status-204', 'status-205', 'send-status-404', 'send-status-299', 'set-object',
+  'set-array', 'set-ct-json', 'set-ct-image', 'header-alias', 'type-ext', 'type-dot', 'type-xml',
+  'type-png', 'type-unknown', 'append', 'location', 'redirect', 'redirect-301', 'cookie', 'vary',
+  'links', 'attachment', 'attachment-none', 'stream', 'write-head', 'write-head-msg',
+  'headers-api', 'end-empty', 'status-prop', 'fresh', 'etag-custom', 'err-next',
+  'err-next-string', 'err-next-500', 'err-next-empty-error', 'err-throw', 'err-reject',
+  'err-preset-type', 'next-empty', 'next-route', 'no-such-service',
+];
+
+for (const service of GET_SERVICES) {
+  test(`GET ${service} matches Express`, () => compare({ url: `/console/wb/${service}` }));
+}
+
+test('service names are case-insensitive', () => compare({ url: '/console/wb/Send-String' }));
+
+test('jsonp with and without callback', async () => {
+  await compare({ url: '/console/wb/jsonp?callback=my.cb' });
+  await compare({ url: '/console/wb/jsonp' });
+  await compare({ url: '/console/wb/jsonp?callback=a&callback=b' });
+});
+
+test('redirect body follows Accept', async () => {
+  for (const accept of ['text/html', 'text/plain', 'application/json', 'text/html;q=0.1, text/plain']) {
+    await compare({ url: '/console/wb/redirect-301', headers: ['Accept', accept] });
+  }
+});
+
+test('location "back" uses the Referer', () =>
+  compare({ url: '/console/wb/location-back', headers: ['Referer', 'http://x/y?z'] }));
+
+test('format negotiates and answers 406 through the error handler', async () => {
+  await compare({ url: '/console/wb/format', headers: ['Accept', 'application/json'] });
+  await compare({ url: '/console/wb/format', headers: ['Accept', 'text/*'] });
+  await compare({ url: '/console/wb/format-406', headers: ['Accept', 'text/html'] });
+});
+
+test('conditional GET gives 304 with a matching ETag', async () => {
+  const tag = etag(Buffer.from('cache me'), { weak: true });
+  await compare({ url: '/console/wb/fresh', headers: ['If-None-Match', tag] });
+  await compare({ url: '/console/wb/fresh', headers: ['If-None-Match', 'W/"other"'] });
+  await compare({ url: '/console/wb/etag-custom', headers: ['If-None-Match', '"v1"'] });
+});
+
+test('request fields match Express', async () => {
+  await compare({
+    url: '/console/wb/req-fields/extra/p%20q?a[b]=1&a[c]=2&arr=1&arr=2&q=%20s&e=&flag',
+    headers: [
+      'Host', 'Example.com:8080',
+      'Referer', 'http://ref/x',
+      'X-Requested-With', 'XMLHttpRequest',
+      'Cookie', 'a=1; j=j%3A%7B%22k%22%3A1%7D',
+      'Cookie', 'b=2',
+      'X-Dup', 'one',
+      'X-Dup', 'two',
+      'Content-Type', 'application/json',
+      'Content-Type', 'text/plain',
+      'Accept', 'application/json',
+      'Set-Cookie', 's=1',
+      'Set-Cookie', 's=2',
+    ],
+  });
+  await compare({ url: '/console/wb/req-fields', headers: ['Host', '[::1]:3000'] });
+  await compare({ url: '/console/wb/req-fields?', headers: [] });
+});
+
+test('POST body through body/json and PUT body through for-await', async () => {
+  await compare({ method: 'POST', url: '/console/wb/echo-json', headers: ['Content-Type', 'application/json'], body: '{"x":[1,"ü"]}' });
+  await compare({ method: 'POST', url: '/console/wb/echo-json', headers: ['Content-Type', 'application/json'], body: '{bad json' });
+  await compare({ method: 'PUT', url: '/console/wb/echo-stream', body: 'raw bytes ü' });
+});
+
+test('next() on POST falls through to the 404 page', () =>
+  compare({ method: 'POST', url: '/console/wb/next-empty-post' }));
+
+test('unregistered method for a known service', () => compare({ method: 'DELETE', url: '/console/wb/json' }));

@@ -1,0 +1,156 @@
+'use strict';
+// Test harness: spawns the real shim.js as the gateway would and speaks the protocol to
+// it, so the tests exercise exactly what the Rust side will see on the wire.
+
+const { spawn } = require('child_process');
+const path = require('path');
+
+const SHIM = path.join(__dirname, '..', 'shim.js');
+const MODULES_DIR = path.join(__dirname, '..', 'node_modules');
+const FIXTURES = path.join(__dirname, 'fixtures');
+const CONTEXT = '/console';
+
+const fixture = (...parts) => path.join(FIXTURES, ...parts);
+
+// What the gateway derives from a full URL under <context>/wb/<service>, i.e. what
+// Express computes inside router.use('/:service', ...).
+function routeOf(originalUrl) {
+  const q = originalUrl.indexOf('?');
+  const pathname = q === -1 ? originalUrl : originalUrl.slice(0, q);
+  const search = q === -1 ? '' : originalUrl.slice(q);
+  const prefix = `${CONTEXT}/wb/`;
+  if (!pathname.startsWith(prefix)) throw new Error(`not a widget backend URL: ${originalUrl}`);
+  const rest = pathname.slice(prefix.length);
+  const slash = rest.indexOf('/');
+  const segment = slash === -1 ? rest : rest.slice(0, slash);
+  const tail = slash === -1 ? '' : rest.slice(slash);
+  return {
+    service: decodeURIComponent(segment),
+    baseUrl: prefix + segment,
+    url: (tail || '/') + search,
+    originalUrl,
+  };
+}
+
+class Shim {
+  constructor(child) {
+    this.child = child;
+    this.frames = [];
+    this.logs = [];
+    this.stderr = '';
+    this.waiters = [];
+    this.nextId = 1;
+    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    let pending = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (data) => {
+      pending += data;
+      let nl;
+      while ((nl = pending.indexOf('\n')) !== -1) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        // A line that is not JSON is a protocol bug: let JSON.parse throw in the test.
+        this._onFrame(JSON.parse(line));
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => {
+      this.stderr += d;
+    });
+  }
+
+  // Starts a shim for `backend` and completes the handshake; returns [shim, helloReply].
+  static async start(backend, options = {}) {
+    const child = spawn(process.execPath, [SHIM], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const shim = new Shim(child);
+    shim.send({
+      t: 'hello',
+      v: options.version || 1,
+      widget: options.widget || path.basename(path.dirname(backend)),
+      backend,
+      modules_dir: MODULES_DIR,
+      allowed_modules: options.allowedModules || ['lodash', 'body', 'elkjs'],
+      allowed_builtins: options.allowedBuiltins || [],
+    });
+    const hello = await shim.waitFor((f) => f.t === 'hello');
+    return [shim, hello];
+  }
+
+  _onFrame(frame) {
+    this.frames.push(frame);
+    if (frame.t === 'log') this.logs.push(frame);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.match(frame)) return true;
+      clearTimeout(w.timer);
+      w.resolve(frame);
+      return false;
+    });
+  }
+
+  send(frame) {
+    this.child.stdin.write(`${JSON.stringify(frame)}\n`);
+  }
+
+  // Resolves with the first frame (already received or future) that matches.
+  waitFor(match, timeoutMs = 5000, from = 0) {
+    const seen = this.frames.slice(from).find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const waiter = { match, resolve };
+      waiter.timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`timed out waiting for a frame; got ${JSON.stringify(this.frames.slice(-5))}; stderr: ${this.stderr}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  // Sends a request (and its body) and collects the response; acks every body frame
+  // unless `ack: false`, so flow control never stalls a plain test.
+  async request({ method = 'GET', url, headers = [], body, window = 262144, ack = true, ip = '127.0.0.1', user = null }) {
+    const id = this.nextId++;
+    const from = this.frames.length;
+    this.send({ t: 'req', id, method, ...routeOf(url), headers, ip, protocol: 'http', user, window });
+    if (body !== undefined) {
+      const buf = Buffer.isBuffer(body) ? body : Buffer.from(body);
+      this.send({ t: 'body', id, text: buf.toString('utf8') });
+    }
+    this.send({ t: 'end', id });
+    return this.collect(id, from, ack);
+  }
+
+  async collect(id, from, ack = true) {
+    const parts = [];
+    let head = null;
+    let index = from;
+    for (;;) {
+      const frame = await this.waitFor((f) => f.id === id && ['head', 'chunk', 'end'].includes(f.t), 5000, index);
+      index = this.frames.indexOf(frame) + 1;
+      if (frame.t === 'head') head = frame;
+      const data = frame.text !== undefined ? Buffer.from(frame.text) : frame.b64 !== undefined ? Buffer.from(frame.b64, 'base64') : null;
+      if (data) {
+        parts.push(data);
+        if (ack && data.length > 0) this.send({ t: 'ack', id, bytes: data.length });
+      }
+      if (frame.t === 'end' || frame.end) break;
+    }
+    return { id, status: head.status, headers: head.headers, body: Buffer.concat(parts), head };
+  }
+
+  async stop() {
+    this.child.stdin.end();
+    return this.exited;
+  }
+}
+
+// head-frame header list -> {name: value | [values]} like Node's incoming res.headers.
+function headerObject(list) {
+  const out = {};
+  for (const [name, value] of list) {
+    if (name === 'set-cookie') (out[name] = out[name] || []).push(value);
+    else out[name] = name in out ? `${out[name]}, ${value}` : value;
+  }
+  return out;
+}
+
+module.exports = { Shim, fixture, routeOf, headerObject };

@@ -1,0 +1,127 @@
+'use strict';
+// Handshake and loading: the stage's register rules and messages, load errors with the
+// file and line a widget author must fix, TypeScript backends, and the require guard.
+
+const { test } = require('node:test');
+const assert = require('node:assert');
+const { Shim, fixture } = require('./harness');
+
+async function loadError(dir, file = 'backend.js') {
+  const [shim, hello] = await Shim.start(fixture(dir, file));
+  const code = await shim.exited;
+  assert.ok(hello.error, `expected a load error, got ${JSON.stringify(hello)}`);
+  assert.strictEqual(code, 1, 'the shim exits after a load error');
+  return hello.error;
+}
+
+const REGISTER_ERRORS = [
+  ['not-function', 'Backend definition must be a function (module.exports = function(BackendRegistrator) {...})', undefined],
+  ['export-default-object', 'Backend definition must be a function (module.exports = function(BackendRegistrator) {...})', undefined],
+  ['no-name', 'Service name must be provided', 2],
+  ['bad-method', "Method 'HEAD' not allowed. Valid methods: GET,POST,PUT,DELETE,PATCH", 2],
+  ['no-body', 'Service body must be provided', 2],
+  ['body-not-function', 'Service body must be a function (function(request, response, next, helper) {...})', 2],
+  ['caught-register-error', "Method 'TRACE' not allowed. Valid methods: GET,POST,PUT,DELETE,PATCH", 4],
+];
+
+for (const [dir, message, line] of REGISTER_ERRORS) {
+  test(`load error: ${dir}`, async () => {
+    const error = await loadError(dir);
+    assert.strictEqual(error.message, message);
+    assert.strictEqual(error.file, fixture(dir, 'backend.js'));
+    assert.strictEqual(error.line, line);
+  });
+}
+
+test('a syntax error reports its file and line', async () => {
+  const error = await loadError('syntax-error');
+  assert.match(error.message, /Unexpected token/);
+  assert.strictEqual(error.file, fixture('syntax-error', 'backend.js'));
+  assert.strictEqual(error.line, 3);
+});
+
+test('a throw at load time reports its file and line', async () => {
+  const error = await loadError('throw-at-load');
+  assert.strictEqual(error.message, 'load failed here');
+  assert.strictEqual(error.line, 3);
+  assert.match(error.stack, /backend\.js:3/);
+});
+
+test('TypeScript: a throw at load time points at the .ts line', async () => {
+  const error = await loadError('ts-throw-at-load', 'backend.ts');
+  assert.strictEqual(error.message, 'ts load failure 3');
+  assert.strictEqual(error.file, fixture('ts-throw-at-load', 'backend.ts'));
+  assert.strictEqual(error.line, 5);
+});
+
+test('TypeScript: a syntax error points at the .ts line', async () => {
+  const error = await loadError('ts-syntax-error', 'backend.ts');
+  assert.match(error.message, /Unexpected token/);
+  assert.strictEqual(error.line, 2);
+});
+
+test('TypeScript backend with export default, import type and declare module', async () => {
+  const [shim, hello] = await Shim.start(fixture('ts-widget', 'backend.ts'));
+  assert.deepStrictEqual(hello.endpoints, [{ name: 'NAMES', method: 'GET' }, { name: 'BOOM', method: 'GET' }]);
+  const ok = await shim.request({ url: '/console/wb/names' });
+  assert.strictEqual(ok.body.toString(), '{"count":2,"names":["a","b"]}');
+
+  const boom = await shim.request({ url: '/console/wb/boom' });
+  assert.strictEqual(boom.status, 404);
+  assert.strictEqual(boom.body.toString(), '{"message":"thrown on line 16"}');
+  const logged = shim.logs.find((l) => l.level === 'error' && l.msg.includes('thrown on line 16'));
+  assert.match(logged.msg, new RegExp(`${fixture('ts-widget', 'backend.ts')}:16:`));
+  await shim.stop();
+});
+
+test('a backend that registers nothing loads with no endpoints', async () => {
+  const [shim, hello] = await Shim.start(fixture('empty', 'backend.js'));
+  assert.deepStrictEqual(hello, { t: 'hello', v: 1, endpoints: [] });
+  await shim.stop();
+});
+
+test('an unsupported protocol version is refused', async () => {
+  const [shim, hello] = await Shim.start(fixture('empty', 'backend.js'), { version: 2 });
+  assert.deepStrictEqual(hello.error, { message: 'protocol version 2 not supported (shim speaks 1)' });
+  assert.strictEqual(await shim.exited, 1);
+});
+
+test('require guard: allowed modules, sub-paths, own files and JSON', async () => {
+  const [shim] = await Shim.start(fixture('guard', 'backend.js'));
+  const own = await shim.request({ url: '/console/wb/own' });
+  assert.strictEqual(own.body.toString(), '{"helper":42,"data":{"answer":42},"chunk":[[1,2],[3]]}');
+
+  const tryRequire = async (name) => JSON.parse((await shim.request({ url: `/console/wb/try?name=${encodeURIComponent(name)}` })).body);
+  assert.deepStrictEqual(await tryRequire('lodash/fp'), { ok: true, type: 'function' });
+  assert.deepStrictEqual(await tryRequire('body/json'), { ok: true, type: 'function' });
+  assert.deepStrictEqual(await tryRequire('elkjs'), { ok: true, type: 'function' });
+  const refusal = (name) =>
+    `Cannot require '${name}': not allowed in a widget backend (allowed modules: lodash, body, elkjs; allowed builtins: none)`;
+  for (const name of ['fs', 'node:fs', 'child_process', 'fs/promises', 'express', 'sucrase']) {
+    assert.deepStrictEqual(await tryRequire(name), { ok: false, message: refusal(name) }, name);
+  }
+  const escape = await tryRequire('../empty/backend.js');
+  assert.strictEqual(escape.ok, false);
+  assert.match(escape.message, /outside the widget's folder/);
+  const missing = await tryRequire('./nope');
+  assert.match(missing.message, /Cannot find module '.\/nope'/);
+
+  const globals = await shim.request({ url: '/console/wb/globals' });
+  assert.deepStrictEqual(JSON.parse(globals.body), {
+    buffer: 'function', url: 'function', usp: 'function', promise: 'function', timers: 'function,function,function',
+  });
+  const dynamicImport = await shim.request({ url: '/console/wb/import' });
+  assert.deepStrictEqual(JSON.parse(dynamicImport.body), { ok: false, code: 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING' });
+  await shim.stop();
+});
+
+test('require guard: allowed_builtins opens a builtin, with or without node:', async () => {
+  const [shim] = await Shim.start(fixture('guard', 'backend.js'), { allowedBuiltins: ['path'] });
+  for (const name of ['path', 'node:path', 'path/posix']) {
+    const res = await shim.request({ url: `/console/wb/try?name=${name}` });
+    assert.deepStrictEqual(JSON.parse(res.body), { ok: true, type: 'object' }, name);
+  }
+  const fs = await shim.request({ url: '/console/wb/try?name=fs' });
+  assert.match(JSON.parse(fs.body).message, /allowed builtins: path\)/);
+  await shim.stop();
+});
