@@ -36,6 +36,10 @@ pub const REQUEST_WINDOW: usize = 256 * 1024;
 /// How many response-body bytes the shim may send ahead of the gateway's acks.
 pub const RESPONSE_WINDOW: usize = 256 * 1024;
 
+/// Helper calls one worker may have running in the gateway at once; a widget that floods
+/// the gateway with more is treated as faulty.
+const MAX_CALLS: usize = 1024;
+
 /// The status line and headers of a response, possibly with its whole body.
 #[derive(Debug)]
 pub struct ResponseHead {
@@ -85,6 +89,7 @@ pub struct WorkerConn {
     pub rss: AtomicU64,
     pub heap: AtomicU64,
     last_pong: AtomicU64,
+    calls_inflight: AtomicUsize,
 }
 
 impl WorkerConn {
@@ -183,6 +188,14 @@ impl WorkerConn {
     }
 
     fn handle(self: &Arc<Self>, frame: FromShim, helpers: &Rc<Helpers>, log: &Logger) -> Result<(), ProtocolError> {
+        // Frames for a request that already ended or was cancelled are normal (the shim
+        // may have answered while the cancel was on its way); frames for an id the gateway
+        // never issued are not.
+        if let FromShim::Head { id, .. } | FromShim::Chunk { id, .. } | FromShim::End { id, .. } | FromShim::Ack { id, .. } | FromShim::Call { id, .. } = &frame {
+            if *id >= self.next_id.load(Ordering::Relaxed) {
+                return Err(ProtocolError(format!("frame for request {id}, which was never sent")));
+            }
+        }
         match frame {
             FromShim::Head { id, status, headers, text, b64, end } => {
                 let body = BodyData { text, b64 }.decode()?;
@@ -237,11 +250,15 @@ impl WorkerConn {
                 }
             }
             FromShim::Call { cid, id, helper, function, args } => {
+                if self.calls_inflight.fetch_add(1, Ordering::AcqRel) >= MAX_CALLS {
+                    return Err(ProtocolError(format!("more than {MAX_CALLS} helper calls at once")));
+                }
                 let conn = self.clone();
                 let helpers = helpers.clone();
                 let log = log.new(o!("request" => id, "helper" => helper.clone(), "fn" => function.clone()));
                 actix_web::rt::spawn(async move {
                     let result = helpers.call(&helper, &function, args, &log).await;
+                    conn.calls_inflight.fetch_sub(1, Ordering::AcqRel);
                     conn.send(&ToShim::Ret { cid, result });
                 });
             }
@@ -378,6 +395,7 @@ pub async fn start(
         rss: AtomicU64::new(0),
         heap: AtomicU64::new(0),
         last_pong: AtomicU64::new(0),
+        calls_inflight: AtomicUsize::new(0),
     });
     let reader = actix_web::rt::spawn(conn.clone().read_frames(lines, helpers, log));
     Ok(Running { conn, endpoints, child, reader, pings_sent: 0, started: std::time::Instant::now() })
