@@ -8,7 +8,8 @@
 //! - its own network namespace, with no interface up (helpers run in the gateway);
 //! - its own unprivileged uid/gid (one per widget, so widgets cannot signal or read each
 //!   other) when the gateway runs as root, and `no_new_privs`;
-//! - resource limits: open files, processes, file size 0, no core dumps;
+//! - resource limits: data size (backing the V8 heap limit), open files, processes, file
+//!   size 0, no core dumps;
 //! - Node's permission model: reads only of the shim, the widget folder and the allowed
 //!   modules; no writes, child processes, worker threads or native addons;
 //! - a Landlock ruleset granting the same read-only paths plus what the Node runtime
@@ -252,7 +253,10 @@ impl Sandbox {
         let mut ruleset = if self.landlock { Some(landlock_ruleset(&config.workers.node, readable)?) } else { None };
         let network = self.network;
         let no_new_privs = self.no_new_privs;
-        let limits = self.limits.then_some((self.settings.max_open_files, self.settings.max_processes));
+        // The OS limit backs the V8 heap limit for memory V8 does not count (Buffers,
+        // native allocations), with room for the runtime's own needs.
+        let data_limit = config.workers.memory_limit.saturating_mul(3) / 2 + 128_000_000;
+        let limits = self.limits.then_some((self.settings.max_open_files, self.settings.max_processes, data_limit));
         // SAFETY: the closure runs in the forked child before exec. It makes system calls
         // only (prctl, unshare, setrlimit, setgroups/setgid/setuid, landlock) and does not
         // allocate: the ruleset was built before the fork and is only consumed here.
@@ -264,7 +268,8 @@ impl Sandbox {
                 if network {
                     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
                 }
-                if let Some((files, processes)) = limits {
+                if let Some((files, processes, data)) = limits {
+                    setrlimit(Resource::RLIMIT_DATA, data, data)?;
                     setrlimit(Resource::RLIMIT_NOFILE, files, files)?;
                     setrlimit(Resource::RLIMIT_NPROC, processes, processes)?;
                     setrlimit(Resource::RLIMIT_FSIZE, 0, 0)?;
