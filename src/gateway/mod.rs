@@ -67,6 +67,29 @@ impl AppState {
     }
 }
 
+/// The client connection's socket, so a handler can notice that the client went away
+/// while it waits for a widget: actix-web does not cancel handlers on disconnect.
+#[derive(Clone, Copy)]
+pub struct PeerSocket(std::os::fd::RawFd);
+
+impl PeerSocket {
+    /// Resolves once the peer has closed the connection. Peeks without consuming, so a
+    /// pipelined request or unread body counts as "still there".
+    pub async fn closed(self) {
+        use nix::sys::socket::{recv, MsgFlags};
+        let mut probe = [0u8; 1];
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            // The socket outlives this handler: actix drops the handler before the connection.
+            match recv(self.0, &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return,
+                Err(nix::errno::Errno::EAGAIN) | Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 /// Binds the listening socket and builds the server (not yet running).
 pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec<SocketAddr>)> {
     let grace = state.config.server.shutdown_grace;
@@ -81,6 +104,11 @@ pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec
             .route("/_wbe/metrics", web::get().to(ops::metrics))
             .route("/_wbe/reload", web::post().to(ops::reload))
             .default_service(web::to(widget_route::handle))
+    })
+    .on_connect(|conn, extensions| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            extensions.insert(PeerSocket(std::os::fd::AsRawFd::as_raw_fd(tcp)));
+        }
     })
     .shutdown_timeout(grace.as_secs().max(1))
     .bind(listen)?;

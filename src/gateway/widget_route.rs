@@ -16,7 +16,7 @@ use percent_encoding::percent_decode_str;
 use slog::{info, warn};
 
 use super::error::GatewayError;
-use super::{auth, AppState};
+use super::{auth, AppState, PeerSocket};
 use crate::metrics::RequestLabels;
 use crate::protocol::{CancelReason, RequestHead};
 use crate::registry::is_valid_widget_id;
@@ -146,11 +146,26 @@ async fn forward(
     let mut too_large_rx = exchange.send_body(payload, config.server.max_body_size);
 
     let timeout = config.workers.handler_timeout;
+    let peer = req.conn_data::<PeerSocket>().copied();
+    let client_gone = async move {
+        match peer {
+            Some(peer) => peer.closed().await,
+            None => std::future::pending().await,
+        }
+    };
     let head = tokio::select! {
         head = tokio::time::timeout(timeout, exchange.head()) => head,
         Ok(BodyTooLarge) = &mut too_large_rx => {
             exchange.cancel(CancelReason::Client);
             return Err(too_large(config.server.max_body_size));
+        }
+        () = client_gone => {
+            exchange.cancel(CancelReason::Client);
+            // Nobody will read this; it is what the request's log line shows (nginx's 499).
+            return Err(GatewayError::new(
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                "The client closed the connection before the widget answered",
+            ));
         }
     };
     let head = match head {
