@@ -15,7 +15,7 @@
 //! - a Landlock ruleset granting the same read-only paths plus what the Node runtime
 //!   itself needs, enforced by the kernel even if Node's checks are bypassed.
 //!
-//! Each layer is probed once at start-up by starting `node --version` behind it, so the
+//! Each layer is probed once at start-up by starting Node behind it, so the
 //! log and `/_wbe/status` say exactly which walls stand; with `sandbox.required` a
 //! missing one stops the gateway instead.
 
@@ -186,15 +186,21 @@ impl Sandbox {
         &self.layers
     }
 
-    /// Starts `node --version` behind the layers enabled so far, to see that they hold.
+    /// Has Node syntax-check the shim behind the layers enabled so far: proof that they
+    /// can be set up and that a worker behind them can still read the shim (an install in
+    /// a folder only root may enter fails here, not at every worker start).
     async fn probe(&self, config: &Config) -> Result<(), String> {
-        let mut cmd = self.base_command(config, Path::new("/"), &[], None)?;
-        cmd.arg("--version").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let shim = config.shim_path();
+        let shim_dir = shim.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let mut cmd = self.base_command(config, Path::new("/"), &[shim_dir], None)?;
+        cmd.arg("--check").arg(&shim).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let output = cmd.output().await.map_err(|e| e.to_string())?;
         if output.status.success() {
             Ok(())
         } else {
-            Err(format!("{} ({})", output.status, String::from_utf8_lossy(&output.stderr).trim()))
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let cause = stderr.lines().find(|l| l.contains("Error")).or_else(|| stderr.lines().next()).unwrap_or("");
+            Err(format!("{} ({}); is {} readable by every user?", output.status, cause.trim(), shim.display()))
         }
     }
 
