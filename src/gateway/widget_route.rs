@@ -222,7 +222,7 @@ async fn forward(
 fn too_large(limit: u64) -> GatewayError {
     GatewayError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("Request body is larger than the limit of {} (server.max_body_size)", bytesize::ByteSize(limit)),
+        format!("Request body is larger than the limit of {} (server.max_body_size)", bytesize::ByteSize(limit).display().si()),
     )
 }
 
