@@ -5,22 +5,42 @@
 
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
 const REPO = path.resolve(__dirname, '..', '..');
 const WBE_BIN = process.env.WBE_BIN || path.join(REPO, 'target', 'debug', 'wbe');
+/** The fixture widgets (one folder per behaviour) and the ones that fail to load. */
+const WIDGETS = path.resolve(__dirname, '..', 'widgets');
+const BROKEN_WIDGETS = path.resolve(__dirname, '..', 'widgets-broken');
+const EXAMPLES = path.join(REPO, 'examples', 'widgets');
 
 const running = new Set();
+const tempDirs = [];
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** A fresh temporary folder that the sandboxed workers (another uid) can read. */
+/** A fresh temporary folder that the sandboxed workers (another uid) can read; removed at exit. */
 function tempDir(prefix = 'wbe-test-') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   fs.chmodSync(dir, 0o755);
+  tempDirs.push(dir);
   return dir;
+}
+
+/**
+ * A widgets folder holding copies of the named fixture widgets (from widgets/ unless
+ * `from` says otherwise), so a test starts only the workers it needs.
+ */
+function fixtureWidgets(ids, { from = WIDGETS, root = tempDir('wbe-widgets-') } = {}) {
+  for (const id of ids) {
+    fs.cpSync(path.join(from, id), path.join(root, id), { recursive: true });
+  }
+  return root;
 }
 
 /** Writes widget folders: `{id: {'backend.js': source, ...}}`; returns the widgets folder. */
@@ -39,8 +59,16 @@ function writeWidgets(widgets, root = tempDir('wbe-widgets-')) {
 
 /** Runs a wbe command to completion: {status, stdout, stderr}. */
 function runWbe(args, options = {}) {
-  const result = spawnSync(WBE_BIN, args, { encoding: 'utf8', timeout: 60_000, ...options });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  const result = spawnSync(WBE_BIN, args, { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL', ...options });
+  if (result.error) throw result.error;
+  return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Writes TOML text to a temporary config.toml and returns its path. */
+function writeConfig(text) {
+  const file = path.join(tempDir('wbe-config-'), 'config.toml');
+  fs.writeFileSync(file, text);
+  return file;
 }
 
 /**
@@ -48,9 +76,7 @@ function runWbe(args, options = {}) {
  * logs that it is listening, with helpers to call it and read its log.
  */
 async function startWbe({ widgets = [], config = '', args = [], env = {} } = {}) {
-  const dir = tempDir('wbe-config-');
-  const configFile = path.join(dir, 'config.toml');
-  fs.writeFileSync(configFile, config);
+  const configFile = writeConfig(config);
   const argv = ['serve', '--config', configFile, '--listen', '127.0.0.1:0', '--log-format', 'json', '--log-level', 'debug', ...args];
   for (const widgetsDir of [].concat(widgets)) argv.push('--widgets', widgetsDir);
 
@@ -172,4 +198,59 @@ function alive(pid) {
   }
 }
 
-module.exports = { REPO, WBE_BIN, tempDir, writeWidgets, runWbe, startWbe, eventually, alive };
+/**
+ * A plain node:http request (for what fetch will not send: a Host header, exact raw
+ * headers, streamed bodies). Resolves {status, headers, rawHeaders, body: Buffer}.
+ * `body` may be a string, a Buffer or an async iterable of Buffers.
+ */
+function httpRequest(url, { method = 'GET', headers = {}, body, timeoutMs = 120_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+      req.end(body);
+    } else {
+      (async () => {
+        for await (const chunk of body) {
+          if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
+        }
+        req.end();
+      })().catch((e) => req.destroy(e));
+    }
+  });
+}
+
+/** Raw bytes over TCP (for requests no HTTP client will send); resolves what came back. */
+function rawRequest(port, text, { timeoutMs = 20_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(text));
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer within ${timeoutMs} ms; got: ${data}`)));
+    socket.on('data', (chunk) => { data += chunk; });
+    socket.on('end', () => resolve(data));
+    socket.on('close', () => resolve(data));
+    socket.on('error', reject);
+  });
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (bound, then released). */
+async function closedPort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+module.exports = {
+  REPO, WBE_BIN, WIDGETS, BROKEN_WIDGETS, EXAMPLES,
+  tempDir, writeWidgets, fixtureWidgets, writeConfig, runWbe, startWbe, eventually, alive,
+  httpRequest, rawRequest, closedPort,
+};

@@ -142,7 +142,12 @@ async fn forward(
         window: 0,
     };
     let mut exchange = Exchange::begin(conn, head, slot)
-        .ok_or_else(|| GatewayError::unavailable(format!("Widget {widget} is restarting; try again"), Some(std::time::Duration::from_secs(1))))?;
+        .ok_or_else(|| {
+            GatewayError::unavailable(
+                format!("Widget {widget} cannot serve now: it is restarting after a crash"),
+                Some(std::time::Duration::from_secs(1)),
+            )
+        })?;
     let mut too_large_rx = exchange.send_body(payload, config.server.max_body_size);
 
     let timeout = config.workers.handler_timeout;

@@ -335,7 +335,7 @@ impl Supervisor {
                         continue;
                     }
                     Err(worker::StartError::Spawn(reason)) => {
-                        self.back_off(&widget, slot, &log, &mut control, &mut backoff, WorkerGone(reason), Duration::ZERO).await;
+                        self.back_off(&widget, slot, &log, &mut control, &mut backoff, WorkerGone(reason), Duration::ZERO, None).await;
                         continue;
                     }
                 },
@@ -343,8 +343,7 @@ impl Supervisor {
             match running.watch(config.workers.heartbeat, &mut control).await {
                 Some(gone) => {
                     let lived = running.started.elapsed();
-                    running.stop(&gone).await;
-                    self.back_off(&widget, slot, &log, &mut control, &mut backoff, gone, lived).await;
+                    self.back_off(&widget, slot, &log, &mut control, &mut backoff, gone, lived, Some(running)).await;
                 }
                 None if control.borrow().stop => serving = Some(running),
                 None => {
@@ -383,9 +382,10 @@ impl Supervisor {
         Ok(running)
     }
 
-    /// After a crash: count it, answer 503 for the backoff period (shorter if the files
-    /// change meanwhile), and make the next backoff longer unless the worker had lived
-    /// long enough to count as healthy.
+    /// After a crash: stop routing to the worker, make sure it is gone, count it, answer
+    /// 503 for the backoff period (shorter if the files change meanwhile), and make the
+    /// next backoff longer unless the worker had lived long enough to count as healthy.
+    #[allow(clippy::too_many_arguments)]
     async fn back_off(
         &self,
         widget: &Widget,
@@ -395,14 +395,18 @@ impl Supervisor {
         backoff: &mut Duration,
         gone: WorkerGone,
         lived: Duration,
+        dead: Option<worker::Running>,
     ) {
         let workers = &self.config.workers;
         if lived > workers.restart_backoff_max {
             *backoff = workers.restart_backoff_min;
         }
+        self.publish(widget, slot, WidgetState::Restarting { until: Instant::now() + *backoff, reason: gone.0.clone() });
+        if let Some(dead) = dead {
+            dead.stop(&gone).await;
+        }
         widget.restarts.fetch_add(1, Ordering::Relaxed);
         error!(log, "worker crashed: {}", gone; "restart_in" => humantime::format_duration(*backoff).to_string());
-        self.publish(widget, slot, WidgetState::Restarting { until: Instant::now() + *backoff, reason: gone.0 });
         tokio::select! {
             _ = tokio::time::sleep(*backoff) => {}
             _ = control.changed() => {}

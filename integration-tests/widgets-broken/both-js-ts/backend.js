@@ -1,0 +1,1 @@
+module.exports = (r) => r.register('which', (req, res) => res.send('backend.js'));

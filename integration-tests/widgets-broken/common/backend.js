@@ -1,0 +1,1 @@
+this folder is ignored, so this syntax error is never seen (

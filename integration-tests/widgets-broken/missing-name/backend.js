@@ -1,0 +1,3 @@
+module.exports = (r) => {
+  r.register('', 'GET', (req, res) => res.send('never'));
+};

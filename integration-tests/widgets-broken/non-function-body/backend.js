@@ -1,0 +1,3 @@
+module.exports = (r) => {
+  r.register('status', 'GET', { handler: 'not a function' });
+};

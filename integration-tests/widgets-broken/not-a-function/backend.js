@@ -1,0 +1,3 @@
+module.exports = {
+  register: 'this module does not export a function',
+};

@@ -1,0 +1,4 @@
+module.exports = (r) => {
+  r.register('status', (req, res) => res.send('never'));
+  const broken = {;
+};

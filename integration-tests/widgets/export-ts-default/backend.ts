@@ -1,0 +1,3 @@
+export default (r: { register: Function }): void => {
+    r.register('form', 'GET', (req: unknown, res: { send: (s: string) => void }) => res.send('export default'));
+};
