@@ -243,7 +243,7 @@ impl Default for SandboxConfig {
             no_new_privs: true,
             limits: true,
             max_open_files: 256,
-            max_processes: 64,
+            max_processes: 1024,
             node_permissions: true,
             landlock: true,
         }

@@ -66,6 +66,9 @@ pub struct Sandbox {
     settings: SandboxConfig,
 }
 
+/// How long a probe may take; a layer that makes Node hang counts as unavailable.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Files and folders the Node runtime itself reads (shared libraries, loader cache, TLS
 /// and time-zone data); granted read-only by Landlock in addition to the widget's own.
 const RUNTIME_PATHS: &[&str] = &[
@@ -194,7 +197,10 @@ impl Sandbox {
         let shim_dir = shim.parent().unwrap_or(Path::new("/")).to_path_buf();
         let mut cmd = self.base_command(config, Path::new("/"), &[shim_dir], None)?;
         cmd.arg("--check").arg(&shim).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let output = cmd.output().await.map_err(|e| e.to_string())?;
+        let output = tokio::time::timeout(PROBE_TIMEOUT, cmd.kill_on_drop(true).output())
+            .await
+            .map_err(|_| format!("no answer within {}s", PROBE_TIMEOUT.as_secs()))?
+            .map_err(|e| e.to_string())?;
         if output.status.success() {
             Ok(())
         } else {
