@@ -18,6 +18,8 @@ use crate::supervisor::Supervisor;
 
 /// Quiet time after the last file event before rescanning.
 const DEBOUNCE: Duration = Duration::from_millis(250);
+/// Longest a rescan waits for events to quiet down.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// Starts every configured trigger. Keep the returned watcher alive for as long as
 /// changes should be noticed.
@@ -82,14 +84,17 @@ fn watch_folders(config: &Config, events: mpsc::UnboundedSender<()>, log: &Logge
 
 async fn rescan_on_events(supervisor: Arc<Supervisor>, mut events: mpsc::UnboundedReceiver<()>) {
     while events.recv().await.is_some() {
-        // Let a burst of events settle, then drop what queued up meanwhile.
+        // Let a burst of events settle (but not forever: a file rewritten continuously, or
+        // a poll interval shorter than the debounce, must not postpone the rescan for
+        // good), then drop what queued up meanwhile.
+        let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
         loop {
             tokio::time::sleep(DEBOUNCE).await;
             let mut more = false;
             while events.try_recv().is_ok() {
                 more = true;
             }
-            if !more {
+            if !more || tokio::time::Instant::now() >= deadline {
                 break;
             }
         }
