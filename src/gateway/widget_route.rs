@@ -116,7 +116,15 @@ async fn forward(
             service.to_uppercase()
         )));
     }
-    let route = state.supervisor.route(widget, &service, &method).await;
+    // Waiting in the widget's queue counts against the handler timeout too.
+    let route = tokio::time::timeout(config.workers.handler_timeout, state.supervisor.route(widget, &service, &method))
+        .await
+        .unwrap_or_else(|_| {
+            Err(RouteError::Unavailable {
+                reason: "is busy: no worker was free within handler_timeout".into(),
+                retry_after: std::time::Duration::from_secs(1),
+            })
+        });
     routed.widget_known = !matches!(route, Err(RouteError::NoWidget));
     let (conn, slot) = route.map_err(|e| route_error(e, widget, &service, &method))?;
     routed.endpoint_known = true;
