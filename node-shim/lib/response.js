@@ -440,17 +440,20 @@ class WidgetResponse extends Stream {
     return this;
   }
 
+  // Express 4 still accepts the deprecated json(status, obj) and json(obj, status).
+  _bodyAndLegacyStatus(obj, rest) {
+    if (rest.length !== 1) return obj;
+    if (typeof rest[0] === 'number') {
+      this.statusCode = rest[0];
+      return obj;
+    }
+    this.statusCode = obj;
+    return rest[0];
+  }
+
   json(obj, ...rest) {
     if (this._alreadySent('json')) return this;
-    let val = obj;
-    if (rest.length === 1) {
-      if (typeof rest[0] === 'number') {
-        this.statusCode = rest[0];
-      } else {
-        this.statusCode = obj;
-        [val] = rest;
-      }
-    }
+    const val = this._bodyAndLegacyStatus(obj, rest);
     const body = JSON.stringify(val);
     if (!this.get('Content-Type')) this.set('Content-Type', 'application/json');
     return this.send(body);
@@ -458,15 +461,7 @@ class WidgetResponse extends Stream {
 
   jsonp(obj, ...rest) {
     if (this._alreadySent('jsonp')) return this;
-    let val = obj;
-    if (rest.length === 1) {
-      if (typeof rest[0] === 'number') {
-        this.statusCode = rest[0];
-      } else {
-        this.statusCode = obj;
-        [val] = rest;
-      }
-    }
+    const val = this._bodyAndLegacyStatus(obj, rest);
     let body = JSON.stringify(val);
     let callback = this.req.query.callback;
     if (!this.get('Content-Type')) {
