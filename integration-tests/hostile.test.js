@@ -176,3 +176,43 @@ for (const [label, sandboxConfig] of [
     });
   });
 }
+
+describe('a gateway that cannot set up every layer', { skip: process.getuid() === 0 ? false : 'needs root to start wbe as another user' }, () => {
+  const { spawnSync, spawn } = require('node:child_process');
+  const { WBE_BIN, writeWidgets } = require('./lib/wbe');
+  const NOBODY = { uid: 65534, gid: 65534 };
+
+  function configFile(text) {
+    const file = path.join(tempDir('wbe-unprivileged-'), 'config.toml');
+    fs.writeFileSync(file, text, { mode: 0o644 });
+    return file;
+  }
+
+  it('refuses to start with sandbox.required, naming what is missing', () => {
+    const result = spawnSync(WBE_BIN, ['serve', '--config', configFile('[sandbox]\nrequired = true\n'), '--widgets', HOSTILE, '--listen', '127.0.0.1:0'],
+      { ...NOBODY, encoding: 'utf8', timeout: 60_000, env: {} });
+    assert.notEqual(result.status, 0);
+    assert.match(result.stderr, /sandbox\.required is set but these layers cannot be set up: .*user \(wbe is not running as root/);
+    assert.equal(result.stderr.trim().split('\n').length, 1, `one line: ${result.stderr}`);
+  });
+
+  it('without it, starts, says which layers are off, and still serves', async () => {
+    const widgets = writeWidgets({ plain: { 'backend.js': "module.exports = (r) => r.register('ping', (req, res) => res.send('pong'));" } });
+    const child = spawn(WBE_BIN, ['serve', '--config', configFile(''), '--widgets', widgets, '--listen', '127.0.0.1:0', '--log-format', 'json'],
+      { ...NOBODY, stdio: ['ignore', 'ignore', 'pipe'], env: {} });
+    let log = '';
+    child.stderr.on('data', (d) => { log += d; });
+    try {
+      const addr = await eventually(() => (/"msg":"listening".*?"addr":"([^"]+)"/.exec(log) || [])[1], { what: `listening (${log})` });
+      assert.match(log, /"msg":"sandbox layer NOT active: wbe is not running as root, so workers keep its uid".*"layer":"user"/);
+      const status = await (await fetch(`http://${addr}/_wbe/status`)).json();
+      assert.equal(status.sandbox.find((l) => l.name === 'user').active, false);
+      assert.equal(status.sandbox.find((l) => l.name === 'node_permissions').active, true);
+      const response = await fetch(`http://${addr}/console/wb/ping`, { headers: { 'widget-id': 'plain' } });
+      assert.equal(await response.text(), 'pong');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('exit', r));
+    }
+  });
+});
