@@ -125,7 +125,7 @@ pub fn is_valid_widget_id(id: &str) -> bool {
         && id.len() <= 255
         && id != "."
         && !id.contains("..")
-        && !id.chars().any(|c| c == '/' || c == '\\' || c == ':' || c.is_control())
+        && !id.chars().any(|c| matches!(c, '/' | '\\' | ':' | '%') || c.is_control())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use actix_web::body::SizedStream;
+use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,7 +20,7 @@ use super::{auth, AppState, PeerSocket};
 use crate::metrics::RequestLabels;
 use crate::protocol::{CancelReason, RequestHead};
 use crate::registry::is_valid_widget_id;
-use crate::supervisor::{describe, BodyTooLarge, Exchange, RouteError};
+use crate::supervisor::{describe, BodyFailure, Exchange, RouteError};
 
 /// Methods the stage lets a widget register; anything else can never match an endpoint.
 const WIDGET_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
@@ -109,15 +109,16 @@ async fn forward(
         return Err(too_large(config.server.max_body_size));
     }
 
-    let method = req.method().as_str().to_ascii_uppercase();
-    if !WIDGET_METHODS.contains(&method.as_str()) {
+    // Methods are case-sensitive (RFC 9110), as they are for the stage's Node server.
+    let method = req.method().as_str();
+    if !WIDGET_METHODS.contains(&method) {
         return Err(GatewayError::not_found(format!(
             "There is no service {} for method {method} for widget {widget} registered (valid methods: GET,POST,PUT,DELETE,PATCH)",
             service.to_uppercase()
         )));
     }
     // Waiting in the widget's queue counts against the handler timeout too.
-    let route = tokio::time::timeout(config.workers.handler_timeout, state.supervisor.route(widget, &service, &method))
+    let route = tokio::time::timeout(config.workers.handler_timeout, state.supervisor.route(widget, &service, method))
         .await
         .unwrap_or_else(|_| {
             Err(RouteError::Unavailable {
@@ -126,7 +127,7 @@ async fn forward(
             })
         });
     routed.widget_known = !matches!(route, Err(RouteError::NoWidget));
-    let (conn, slot) = route.map_err(|e| route_error(e, widget, &service, &method))?;
+    let (conn, slot) = route.map_err(|e| route_error(e, widget, &service, method))?;
     routed.endpoint_known = true;
 
     let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
@@ -156,7 +157,7 @@ async fn forward(
                 Some(std::time::Duration::from_secs(1)),
             )
         })?;
-    let mut too_large_rx = exchange.send_body(payload, config.server.max_body_size);
+    let mut body_failure = exchange.send_body(payload, config.server.max_body_size);
 
     let timeout = config.workers.handler_timeout;
     let peer = req.conn_data::<PeerSocket>().copied();
@@ -168,9 +169,14 @@ async fn forward(
     };
     let head = tokio::select! {
         head = tokio::time::timeout(timeout, exchange.head()) => head,
-        Ok(BodyTooLarge) = &mut too_large_rx => {
+        Ok(failure) = &mut body_failure => {
             exchange.cancel(CancelReason::Client);
-            return Err(too_large(config.server.max_body_size));
+            return Err(match failure {
+                BodyFailure::TooLarge => too_large(config.server.max_body_size),
+                BodyFailure::Malformed(why) => {
+                    GatewayError::bad_request(format!("The request body could not be read: {why}"))
+                }
+            });
         }
         () = client_gone => {
             exchange.cancel(CancelReason::Client);
@@ -223,12 +229,21 @@ async fn forward(
         }
     }
     if head.end {
-        return Ok(response.body(head.body.unwrap_or_default()));
+        let body = head.body.unwrap_or_default();
+        // The shim gives a Content-Length wherever Node would; a body without one went out
+        // in Node after its head (writeHead, write), so chunked, as it is here.
+        let bodyless = matches!(head.status, 100..=199 | 204 | 304);
+        return Ok(if content_length.is_some() || bodyless {
+            response.body(body)
+        } else {
+            response.body(BodyStream::new(futures_util::stream::once(async { Ok::<_, std::convert::Infallible>(body) })))
+        });
     }
     let body = exchange.into_body();
+    // `body`, not `streaming`: the latter adds a Content-Type the widget did not set.
     Ok(match content_length {
         Some(length) => response.body(SizedStream::new(length, body)),
-        None => response.streaming(body),
+        None => response.body(BodyStream::new(body)),
     })
 }
 

@@ -1,11 +1,19 @@
 //! TLS client settings for the helpers: the public web roots, plus a CA the operator
 //! (`manager.ca_cert`) or a widget call (`certificate`) names.
+//!
+//! A certificate named there may also be the server's own self-signed certificate
+//! (`openssl req -x509`, the usual way a manager is set up by hand). Node, through
+//! OpenSSL, trusts such a certificate directly; webpki refuses a CA certificate as a
+//! server's, so [`TrustNamedCertificates`] accepts exactly those certificates itself.
 
 use std::sync::Arc;
 
-use rustls::{ClientConfig, RootCertStore};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::server::ParsedCertificate;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::config::Config;
 
@@ -24,25 +32,77 @@ impl std::error::Error for TlsError {}
 /// (PEM). HTTP/1.1 only: the helpers make one plain request per call.
 pub fn client_config(extra_ca: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut named = Vec::new();
     if let Some(pem) = extra_ca {
-        let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|e| TlsError(format!("invalid PEM certificate: {e}")))?;
-            roots.add(cert).map_err(|e| TlsError(format!("unusable CA certificate: {e}")))?;
-            added += 1;
+            roots.add(cert.clone()).map_err(|e| TlsError(format!("unusable CA certificate: {e}")))?;
+            named.push(cert);
         }
-        if added == 0 {
+        if named.is_empty() {
             return Err(TlsError("no PEM certificate found".into()));
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsError(format!("TLS setup failed: {e}")))?;
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TrustNamedCertificates { webpki, named }))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The web PKI's verdict, except that a server presenting one of the certificates the
+/// operator or the widget named is trusted as OpenSSL trusts it: for that host name only.
+#[derive(Debug)]
+struct TrustNamedCertificates {
+    webpki: Arc<WebPkiServerVerifier>,
+    named: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for TrustNamedCertificates {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        if verdict.is_err() && self.named.iter().any(|named| named.as_ref() == end_entity.as_ref()) {
+            rustls::client::verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// The client configuration for talking to the manager: web roots plus `manager.ca_cert`.
