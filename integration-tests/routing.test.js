@@ -1,42 +1,28 @@
 'use strict';
-// The widget route: routing by `widget-id`, and every error status of CONTRACT.md §2
-// that the gateway decides before a widget runs.
+// The widget route (CONTRACT.md §2): routing by `widget-id`, the url a handler sees, and
+// every error status the gateway decides before a widget runs. Errors are JSON
+// `{"message": ...}` that tell the caller what is wrong.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const net = require('node:net');
-const { startWbe, writeWidgets } = require('./lib/wbe');
+const { startWbe, fixtureWidgets, rawRequest } = require('./lib/wbe');
 
-const WIDGETS = {
-  alpha: {
-    'backend.js': `module.exports = (r) => {
-      r.register('status', 'GET', (req, res) => res.send('alpha OK'));
-      r.register('whoami', (req, res) => res.json({ widget: 'alpha', url: req.url, path: req.path, baseUrl: req.baseUrl, service: req.params.service }));
-      r.register('data', 'post', (req, res) => res.status(201).send('created'));
-    };`,
-  },
-  beta: {
-    'backend.js': `module.exports = (r) => { r.register('only-beta', 'GET', (req, res) => res.send('beta')); };`,
-  },
-  'no-backend': { 'widget.js': '// front end only' },
-};
-
-/** Raw HTTP/1.1 exchange, for requests fetch() refuses to send. */
-function rawRequest(port, text) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.end(text));
-    let data = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk) => { data += chunk; });
-    socket.on('end', () => resolve(data));
-    socket.on('error', reject);
-  });
+/** Asserts a gateway error: status, JSON content type, and a message matching `message`. */
+async function assertJsonError(response, status, message) {
+  const text = await response.text();
+  assert.equal(response.status, status, `expected ${status}, got ${response.status}: ${text}`);
+  assert.match(response.headers.get('content-type'), /^application\/json/);
+  const body = JSON.parse(text);
+  assert.deepEqual(Object.keys(body), ['message']);
+  assert.equal(typeof body.message, 'string');
+  if (message) assert.match(body.message, message);
+  return body;
 }
 
 describe('widget routing', () => {
   let wbe;
   before(async () => {
-    wbe = await startWbe({ widgets: writeWidgets(WIDGETS), config: '[server]\nmax_body_size = "1KB"\n' });
+    wbe = await startWbe({ widgets: fixtureWidgets(['alpha', 'beta', 'no-backend']), config: '[server]\nmax_body_size = "1KB"\n' });
   });
   after(() => wbe.stop());
 
@@ -44,9 +30,9 @@ describe('widget routing', () => {
     const ok = await wbe.call('status', { widget: 'alpha' });
     assert.equal(ok.status, 200);
     assert.equal(await ok.text(), 'alpha OK');
+    assert.equal(await (await wbe.call('status', { widget: 'beta' })).text(), 'beta OK');
     const foreign = await wbe.call('only-beta', { widget: 'alpha' });
-    assert.equal(foreign.status, 404);
-    assert.match((await foreign.json()).message, /no service ONLY-BETA for method GET for widget alpha/);
+    await assertJsonError(foreign, 404, /no service ONLY-BETA for method GET for widget alpha/);
     assert.equal(await (await wbe.call('only-beta', { widget: 'beta' })).text(), 'beta');
   });
 
@@ -54,66 +40,112 @@ describe('widget routing', () => {
     const response = await wbe.call('WhoAmI', { widget: 'alpha' });
     assert.equal(response.status, 200);
     assert.equal((await response.json()).service, 'WhoAmI');
+    assert.equal((await wbe.call('STATUS', { widget: 'alpha' })).status, 200);
+    // register('data', 'post', ...): the method is upper-cased too.
     assert.equal((await wbe.call('data', { widget: 'alpha', method: 'POST' })).status, 201);
-    assert.equal((await wbe.call('data', { widget: 'alpha', method: 'GET' })).status, 404);
+    await assertJsonError(await wbe.call('data', { widget: 'alpha', method: 'GET' }), 404, /no service DATA for method GET/);
   });
 
   it('gives the handler the url the stage router gives it', async () => {
     const body = await (await wbe.fetch('/console/wb/whoami/extra/path?x=1', { headers: { 'widget-id': 'alpha' } })).json();
-    assert.deepEqual(body, { widget: 'alpha', url: '/extra/path?x=1', path: '/extra/path', baseUrl: '/console/wb/whoami', service: 'whoami' });
+    assert.deepEqual(body, {
+      widget: 'alpha', method: 'GET', url: '/extra/path?x=1', path: '/extra/path', baseUrl: '/console/wb/whoami',
+      originalUrl: '/console/wb/whoami/extra/path?x=1', service: 'whoami',
+    });
+    const plain = await (await wbe.fetch('/console/wb/whoami', { headers: { 'widget-id': 'alpha' } })).json();
+    assert.equal(plain.url, '/');
+    assert.equal(plain.path, '/');
   });
 
-  it('answers 400 for a missing or invalid widget-id', async () => {
-    const missing = await wbe.call('status');
-    assert.equal(missing.status, 400);
-    assert.match((await missing.json()).message, /widget-id header is missing/);
-    for (const bad of ['../alpha', 'a/b', 'a\\b', '..', '.']) {
-      const response = await wbe.call('status', { widget: bad });
-      assert.equal(response.status, 400, bad);
-      assert.match((await response.json()).message, /not a widget folder name/, bad);
-    }
-    const empty = await wbe.call('status', { widget: '' });
-    assert.equal(empty.status, 400);
+  it('routes GET /console/wb/status/extra?x=1 to the service `status`', async () => {
+    const response = await wbe.fetch('/console/wb/status/extra?x=1', { headers: { 'widget-id': 'alpha' } });
+    assert.equal(response.status, 200);
+    assert.equal(await response.text(), 'alpha OK');
+  });
+
+  it('percent-decodes the service name as req.params.service', async () => {
+    const body = await (await wbe.fetch('/console/wb/who%61mi', { headers: { 'widget-id': 'alpha' } })).json();
+    assert.equal(body.service, 'whoami');
+  });
+
+  it('answers 400 for a missing widget-id', async () => {
+    await assertJsonError(await wbe.call('status'), 400, /widget-id header is missing/);
+  });
+
+  it('answers 400 for an empty widget-id', async () => {
+    await assertJsonError(await wbe.call('status', { widget: '' }), 400, /widget-id/);
+  });
+
+  for (const bad of ['../alpha', 'a/b', '/alpha', 'a\\b', '..', '.', 'alpha/..', '..\\alpha']) {
+    it(`answers 400 for the widget-id ${JSON.stringify(bad)}`, async () => {
+      await assertJsonError(await wbe.call('status', { widget: bad }), 400, /not a widget folder name/);
+    });
+  }
+
+  it('answers 400 for a widget-id holding %00 (an encoded NUL)', async () => {
+    await assertJsonError(await wbe.call('status', { widget: 'alpha%00' }), 400, /not a widget folder name/);
+  });
+
+  it('answers 400 for a widget-id holding a raw NUL byte, and keeps serving', async () => {
+    const reply = await rawRequest(wbe.port, 'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id: al\x00pha\r\nConnection: close\r\n\r\n');
+    assert.match(reply, /^HTTP\/1\.1 400 /);
+    assert.equal((await wbe.call('status', { widget: 'alpha' })).status, 200);
   });
 
   it('answers 404 for unknown widgets, widgets without backend, unknown endpoints and methods', async () => {
-    const cases = [
-      [await wbe.call('status', { widget: 'nope' }), /Widget nope not found/],
-      [await wbe.call('status', { widget: 'no-backend' }), /Widget no-backend has no backend/],
-      [await wbe.call('missing', { widget: 'alpha' }), /no service MISSING for method GET for widget alpha registered \(it has: POST data, GET status, GET whoami\)/],
-      [await wbe.call('status', { widget: 'alpha', method: 'PUT' }), /no service STATUS for method PUT/],
-      [await wbe.fetch('/console/other', { headers: { 'widget-id': 'alpha' } }), /Cannot GET \/console\/other/],
-    ];
-    for (const [response, message] of cases) {
-      assert.equal(response.status, 404);
-      assert.equal(response.headers.get('content-type'), 'application/json');
-      assert.match((await response.json()).message, message);
-    }
+    await assertJsonError(await wbe.call('status', { widget: 'nope' }), 404, /Widget nope not found/);
+    await assertJsonError(await wbe.call('status', { widget: 'no-backend' }), 404, /Widget no-backend has no backend/);
+    await assertJsonError(await wbe.call('missing', { widget: 'alpha' }), 404,
+      /no service MISSING for method GET for widget alpha registered \(it has: POST data, GET status, GET whoami\)/);
+    await assertJsonError(await wbe.call('status', { widget: 'alpha', method: 'PUT' }), 404, /no service STATUS for method PUT/);
+    await assertJsonError(await wbe.call('status', { widget: 'alpha', method: 'DELETE' }), 404, /no service STATUS for method DELETE/);
+    await assertJsonError(await wbe.fetch('/console/wb/', { headers: { 'widget-id': 'alpha' } }), 404, /Cannot GET/);
+    await assertJsonError(await wbe.fetch('/console/other', { headers: { 'widget-id': 'alpha' } }), 404, /Cannot GET \/console\/other/);
   });
 
-  it('answers 404 JSON for a method no widget can register, and keeps serving', async () => {
-    const response = await wbe.call('status', { widget: 'alpha', method: 'PROPFIND' });
-    assert.equal(response.status, 404);
-    assert.match((await response.json()).message, /valid methods: GET,POST,PUT,DELETE,PATCH/);
+  it('answers 404 JSON for a method no widget can register (PROPFIND), and keeps serving', async () => {
+    await assertJsonError(await wbe.call('status', { widget: 'alpha', method: 'PROPFIND' }), 404, /valid methods: GET,POST,PUT,DELETE,PATCH/);
     assert.equal((await wbe.call('status', { widget: 'alpha' })).status, 200);
   });
 
-  it('rejects malformed requests and keeps serving', async () => {
-    const garbage = await rawRequest(wbe.port, 'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id alpha\r\n\r\n');
+  it('treats request methods case-sensitively, as the stage (Node) does: `get` is not GET', async () => {
+    const reply = await rawRequest(wbe.port, 'get /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id: alpha\r\nConnection: close\r\n\r\n');
+    assert.doesNotMatch(reply, /alpha OK/, `a lower-case method was served as GET:\n${reply}`);
+    assert.match(reply, /^HTTP\/1\.1 (400|404|405|501) /);
+  });
+
+  it('rejects malformed requests with 400 and keeps serving', async () => {
+    const noColon = await rawRequest(wbe.port, 'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id alpha\r\n\r\n');
+    assert.match(noColon, /^HTTP\/1\.1 400/);
+    const controlChar = await rawRequest(wbe.port, 'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id: al\x01pha\r\nConnection: close\r\n\r\n');
+    assert.match(controlChar, /^HTTP\/1\.1 400/);
+    const garbage = await rawRequest(wbe.port, 'NOT HTTP AT ALL\r\n\r\n');
     assert.match(garbage, /^HTTP\/1\.1 400/);
-    const badHeader = await rawRequest(wbe.port, 'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id: al\x01pha\r\nConnection: close\r\n\r\n');
-    assert.match(badHeader, /^HTTP\/1\.1 400/);
+    const badChunked = await rawRequest(wbe.port, 'POST /console/wb/data HTTP/1.1\r\nHost: x\r\nwidget-id: alpha\r\n' +
+      'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nnot a chunk\r\n');
+    // actix answers 400 when the bad chunk arrives after the request went to the widget,
+    // and closes the connection without an answer when it arrives in the same read as the
+    // head (Node always answers 400); either way the widget and the server are unharmed.
+    assert.ok(badChunked === "" || /^HTTP\/1\.1 (400|201) /.test(badChunked), badChunked);
+    const ok = await wbe.call('status', { widget: 'alpha' });
+    assert.equal(ok.status, 200);
+    assert.equal(await ok.text(), 'alpha OK');
+  });
+
+  it('answers 413 JSON for a declared body over max_body_size', async () => {
+    const declared = await wbe.call('data', { widget: 'alpha', method: 'POST', body: 'x'.repeat(2000) });
+    await assertJsonError(declared, 413, /larger than the limit of 1.0 kB \(server.max_body_size\)/);
     assert.equal((await wbe.call('status', { widget: 'alpha' })).status, 200);
   });
 
-  it('answers 413 for a body over max_body_size, declared or streamed', async () => {
-    const declared = await wbe.call('data', { widget: 'alpha', method: 'POST', body: 'x'.repeat(2000) });
-    assert.equal(declared.status, 413);
-    assert.match((await declared.json()).message, /larger than the limit of 1.0 kB \(server.max_body_size\)/);
-    const streamed = await rawRequest(wbe.port, 'POST /console/wb/data HTTP/1.1\r\nHost: x\r\nwidget-id: alpha\r\n' +
-      'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n' + `800\r\n${'y'.repeat(0x800)}\r\n0\r\n\r\n`);
-    assert.match(streamed, /^HTTP\/1\.1 (413|201)/);
-    assert.equal((await wbe.call('status', { widget: 'alpha' })).status, 200);
+  it('serves keep-alive connections across requests of different widgets', async () => {
+    const reply = await rawRequest(wbe.port,
+      'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id: alpha\r\n\r\n' +
+      'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id: beta\r\n\r\n' +
+      'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id: nope\r\nConnection: close\r\n\r\n');
+    const statuses = [...reply.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+    assert.deepEqual(statuses, [200, 200, 404]);
+    assert.match(reply, /alpha OK[\s\S]*beta OK[\s\S]*Widget nope not found/);
   });
 
   it('sends a request id with every response and logs each request once', async () => {

@@ -2,7 +2,7 @@
 // A stand-in for the Cloudify manager's REST service, speaking its shapes: token checks
 // on `Authentication-Token`, list endpoints with `_size`/`_offset` pagination metadata,
 // and error bodies with `message` and `error_code`. It records every request so tests
-// can check what wbe sent. HTTPS mode uses a self-signed certificate made with openssl.
+// can check what wbe sent. HTTPS mode uses a private CA and a server certificate made with openssl.
 
 const http = require('node:http');
 const https = require('node:https');
@@ -11,9 +11,20 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { tempDir } = require('./wbe');
 
+// What `GET /api/v3.1/user?_get_data=true` answers for each known token.
 const USERS = {
-  'good-token': { username: 'admin', role: 'sys_admin', tenants: { default_tenant: { 'tenant-role': 'manager' } }, show_getting_started: false },
-  'viewer-token': { username: 'viewer', role: 'default', tenants: { default_tenant: { 'tenant-role': 'viewer' } }, show_getting_started: false },
+  'good-token': {
+    username: 'admin', role: 'sys_admin', group_system_roles: {}, active: true,
+    tenants: { default_tenant: { 'tenant-role': 'manager', roles: ['manager'] } },
+    tenant_roles: { direct: { default_tenant: 'manager' }, groups: {} },
+    show_getting_started: false, first_login_at: '2026-01-01T00:00:00.000Z', last_login_at: '2026-11-24T10:00:00.000Z',
+  },
+  'viewer-token': {
+    username: 'viewer', role: 'default', group_system_roles: {}, active: true,
+    tenants: { default_tenant: { 'tenant-role': 'viewer', roles: ['viewer'] } },
+    tenant_roles: { direct: { default_tenant: 'viewer' }, groups: {} },
+    show_getting_started: false, first_login_at: null, last_login_at: null,
+  },
 };
 
 function json(res, status, body) {
@@ -26,24 +37,51 @@ function unauthorized(res, why) {
   json(res, 401, { message: `User unauthorized: ${why}`, error_code: 'unauthorized_error', server_traceback: null });
 }
 
-/** A self-signed certificate for 127.0.0.1: {key, cert, certFile}. */
-function selfSignedCertificate() {
+/**
+ * TLS material like a Cloudify manager's: a private CA (what `manager.ca_cert` and a
+ * helper.Request `certificate` name) and a server certificate for 127.0.0.1 signed by
+ * it. Made with the openssl CLI at test time: {key, cert, caFile, caPem}.
+ */
+function makeCertificates(mode) {
   const dir = tempDir('wbe-tls-');
-  const key = path.join(dir, 'key.pem');
-  const cert = path.join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  fs.chmodSync(cert, 0o644);
-  return { key: fs.readFileSync(key), cert: fs.readFileSync(cert), certFile: cert };
+  const file = (name) => path.join(dir, name);
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  if (mode === 'self-signed') {
+    // What `openssl req -x509` gives by default: one certificate, CA:TRUE, used by the
+    // server directly. Node's https accepts it as its own trust anchor.
+    openssl('req', '-x509', ...ec, '-keyout', file('key.pem'), '-out', file('cert.pem'), '-days', '2', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1');
+    fs.chmodSync(file('cert.pem'), 0o644);
+    const pem = fs.readFileSync(file('cert.pem'));
+    return { key: fs.readFileSync(file('key.pem')), cert: pem, caFile: file('cert.pem'), caPem: pem.toString() };
+  }
+  openssl('req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '2', '-subj', '/CN=Fake Cloudify Internal CA');
+  openssl('req', ...ec, '-keyout', file('key.pem'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1');
+  fs.writeFileSync(file('ext.cnf'), [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage=serverAuth',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ].join('\n'));
+  openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial',
+    '-out', file('cert.pem'), '-days', '2', '-extfile', file('ext.cnf'));
+  fs.chmodSync(file('ca.pem'), 0o644);
+  return { key: fs.readFileSync(file('key.pem')), cert: fs.readFileSync(file('cert.pem')), caFile: file('ca.pem'), caPem: fs.readFileSync(file('ca.pem'), 'utf8') };
 }
 
 /**
  * Starts the fake manager on 127.0.0.1. `blueprints` is how many items the paginated
- * list holds. Resolves to {url, requests, stop(), ...}.
+ * list holds. `tls`: false (http), true (a CA-signed certificate) or 'self-signed'. Resolves to {url, requests, stop(), ...}.
  */
 async function startFakeManager({ blueprints = 2500, tls = false } = {}) {
   const requests = [];
-  const items = Array.from({ length: blueprints }, (_, i) => ({ id: `bp-${i}`, tenant_name: 'default_tenant' }));
+  const timers = new Set();
+  const items = Array.from({ length: blueprints }, (_, i) => ({
+    id: `bp-${i}`, tenant_name: 'default_tenant', visibility: 'tenant', state: 'uploaded',
+    main_file_name: 'blueprint.yaml', created_by: 'admin', created_at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+    description: null,
+  }));
 
   async function handle(req, res) {
     const chunks = [];
@@ -55,7 +93,7 @@ async function startFakeManager({ blueprints = 2500, tls = false } = {}) {
     const route = url.pathname.replace(/^\/api\/v3\.1/, '');
     if (!url.pathname.startsWith('/api/v3.1/')) return json(res, 404, { message: `No API at ${url.pathname}`, error_code: 'not_found_error' });
 
-    if (route === '/user') {
+    if (route === '/user' && url.searchParams.get('_get_data') === 'true') {
       const token = req.headers['authentication-token'];
       if (!token) return unauthorized(res, 'no authentication token');
       if (!USERS[token]) return unauthorized(res, 'invalid token');
@@ -63,6 +101,7 @@ async function startFakeManager({ blueprints = 2500, tls = false } = {}) {
     }
     if (route === '/blueprints' && req.method === 'GET') {
       const size = Math.min(Number(url.searchParams.get('_size') || 1000), 1000);
+      if (!Number.isInteger(size) || size < 0) return json(res, 400, { message: `Invalid _size: ${url.searchParams.get('_size')}`, error_code: 'bad_parameters_error' });
       const offset = Number(url.searchParams.get('_offset') || 0);
       return json(res, 200, {
         items: items.slice(offset, offset + size),
@@ -74,10 +113,26 @@ async function startFakeManager({ blueprints = 2500, tls = false } = {}) {
       return json(res, 404, { message: `Requested \`Deployment\` with ID \`${deployment[1]}\` was not found`, error_code: 'not_found_error', server_traceback: null });
     }
     if (route === '/echo') {
-      return json(res, 200, { method: req.method, query: Object.fromEntries(url.searchParams), headers: req.headers, body: body ? JSON.parse(body) : null });
+      let parsed = body;
+      try {
+        parsed = body ? JSON.parse(body) : null;
+      } catch {
+        // not JSON: echoed as text
+      }
+      const query = {};
+      for (const key of new Set(url.searchParams.keys())) {
+        const all = url.searchParams.getAll(key);
+        query[key] = all.length > 1 ? all : all[0];
+      }
+      return json(res, 200, { method: req.method, query, headers: req.headers, body: parsed });
     }
     if (route === '/slow') {
-      return setTimeout(() => json(res, 200, { slow: true }), Number(url.searchParams.get('ms') || 3000));
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        json(res, 200, { slow: true });
+      }, Number(url.searchParams.get('ms') || 3000));
+      timers.add(timer);
+      return timer;
     }
     if (route === '/text') {
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -93,7 +148,7 @@ async function startFakeManager({ blueprints = 2500, tls = false } = {}) {
     return json(res, 404, { message: `Requested URL ${url.pathname} was not found`, error_code: 'not_found_error' });
   }
 
-  const certificate = tls ? selfSignedCertificate() : null;
+  const certificate = tls ? makeCertificates(tls) : null;
   const server = tls
     ? https.createServer({ key: certificate.key, cert: certificate.cert }, handle)
     : http.createServer(handle);
@@ -103,9 +158,13 @@ async function startFakeManager({ blueprints = 2500, tls = false } = {}) {
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     requests,
-    certFile: certificate && certificate.certFile,
-    certPem: certificate && certificate.cert.toString(),
+    /** The recorded requests whose path (after /api/v3.1) is `route`. */
+    requestsTo: (route) => requests.filter((r) => r.path === `/api/v3.1${route}`),
+    /** The CA certificate (PEM file path and text) that signed this manager's certificate. */
+    certFile: certificate && certificate.caFile,
+    certPem: certificate && certificate.caPem,
     stop: () => new Promise((resolve) => {
+      for (const timer of timers) clearTimeout(timer);
       server.closeAllConnections();
       server.close(resolve);
     }),

@@ -99,6 +99,8 @@ async function startWbe({ widgets = [], config = '', args = [], env = {} } = {})
         entry = { msg: line, raw: true };
       }
       logs.push(entry);
+      // WBE_TEST_VERBOSE=1 shows every wbe log line, for debugging a failing test.
+      if (process.env.WBE_TEST_VERBOSE) process.stderr.write(`[wbe ${child.pid}] ${line}\n`);
       for (const waiter of [...waiters]) {
         if (waiter.match(entry)) {
           waiters.splice(waiters.indexOf(waiter), 1);
@@ -188,11 +190,16 @@ async function eventually(check, { timeoutMs = 15_000, intervalMs = 100, what = 
   }
 }
 
-/** Whether the process with this pid is still alive. */
+/** Whether the process with this pid is still alive (a zombie awaiting its reaper is not). */
 function alive(pid) {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
