@@ -105,6 +105,7 @@ function startRequest(frame) {
   ctx.req = req;
   ctx.res = res;
   requests.set(id, ctx);
+  if (frame.end === true) req._endBody();
 
   // Express's `next`: an error goes to the stage's error handler, nothing (or the
   // router escapes 'route'/'router') falls through to the 404.

@@ -73,6 +73,9 @@ pub struct RequestHead {
     pub protocol: &'static str,
     pub user: Option<Value>,
     pub window: usize,
+    /// The request has no body: no `body` or `end` frame follows.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub end: bool,
 }
 
 /// Why the gateway gave up on a request.
@@ -300,6 +303,7 @@ mod tests {
             protocol: "http",
             user: None,
             window: 1024,
+            end: true,
         });
         let line = frame.encode();
         assert!(line.ends_with(b"\n"));
@@ -307,6 +311,7 @@ mod tests {
         assert_eq!(v["t"], "req");
         assert_eq!(v["originalUrl"], "/console/wb/status?a=1");
         assert_eq!(v["headers"][0][0], "host");
+        assert_eq!(v["end"], true);
     }
 
     #[test]

@@ -47,6 +47,27 @@ function createHelperCalls(send) {
     }
   }
 
+  function managerHelper(guardedRpc) {
+    const Manager = withShortcuts((method, url, options) => {
+      const { params = {}, body = null, headers = {}, timeout = null } = options || {};
+      return guardedRpc('manager', 'call', { method: String(method).toUpperCase(), url, params, headers, body, timeout });
+    });
+    Manager.doGetFull = (url, options) => {
+      const { params = {}, headers = {}, timeout = null } = options || {};
+      return guardedRpc('manager', 'getFull', { url, params, headers, timeout });
+    };
+    return Manager;
+  }
+
+  function requestHelper(guardedRpc) {
+    return withShortcuts((method, url, options) => {
+      const { params = {}, body = null, parseResponse = true, headers = {}, certificate = null } = options || {};
+      return guardedRpc('request', 'call', {
+        method: String(method).toUpperCase(), url, params, headers, body, parseResponse, certificate,
+      });
+    });
+  }
+
   function withShortcuts(call) {
     const api = { call };
     for (const [name, method] of Object.entries(METHODS)) {
@@ -56,27 +77,23 @@ function createHelperCalls(send) {
   }
 
   // isCancelled(): whether the request this helper belongs to was cancelled.
+  // Manager and Request are built on first use: most handlers never touch them.
   function helpersFor(id, isCancelled, Logger) {
     const guardedRpc = (helper, fn, args) =>
       isCancelled() ? Promise.reject(cancelledError()) : rpc(id, helper, fn, args);
-
-    const Manager = withShortcuts((method, url, options) => {
-      const { params = {}, body = null, headers = {}, timeout = null } = options || {};
-      return guardedRpc('manager', 'call', { method: String(method).toUpperCase(), url, params, headers, body, timeout });
-    });
-    Manager.doGetFull = (url, options) => {
-      const { params = {}, headers = {}, timeout = null } = options || {};
-      return guardedRpc('manager', 'getFull', { url, params, headers, timeout });
+    let manager;
+    let request;
+    return {
+      Logger,
+      get Manager() {
+        manager ??= managerHelper(guardedRpc);
+        return manager;
+      },
+      get Request() {
+        request ??= requestHelper(guardedRpc);
+        return request;
+      },
     };
-
-    const Request = withShortcuts((method, url, options) => {
-      const { params = {}, body = null, parseResponse = true, headers = {}, certificate = null } = options || {};
-      return guardedRpc('request', 'call', {
-        method: String(method).toUpperCase(), url, params, headers, body, parseResponse, certificate,
-      });
-    });
-
-    return { Logger, Manager, Request };
   }
 
   return { helpersFor, settle, cancelRequest };

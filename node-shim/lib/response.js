@@ -34,10 +34,22 @@ function defaultCharset(type) {
   return /^text\/|^application\/(javascript|json)/.test(type) ? 'UTF-8' : undefined;
 }
 
+// Express's setCharset, remembered: a handler sends the same few types over and over,
+// and parsing and re-formatting one is a noticeable part of a small response's cost.
+const charsetCache = new Map();
+const CHARSET_CACHE_LIMIT = 256;
+
 function setCharset(type, charset) {
-  const parsed = contentType.parse(type);
-  parsed.parameters.charset = charset;
-  return contentType.format(parsed);
+  const key = `${charset}\0${type}`;
+  let result = charsetCache.get(key);
+  if (result === undefined) {
+    const parsed = contentType.parse(type);
+    parsed.parameters.charset = charset;
+    result = contentType.format(parsed);
+    if (charsetCache.size >= CHARSET_CACHE_LIMIT) charsetCache.clear();
+    charsetCache.set(key, result);
+  }
+  return result;
 }
 
 function nodeError(Ctor, code, message) {

@@ -132,6 +132,8 @@ async fn forward(
 
     let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let url = if rest.is_empty() { format!("/{query}") } else { format!("{rest}{query}") };
+    // HTTP/1.1 framing: without a length or a transfer coding there is no body.
+    let has_body = req.headers().contains_key("transfer-encoding") || declared_length.is_some_and(|len| len > 0);
     let head = RequestHead {
         id: 0,
         method: req.method().as_str().to_owned(),
@@ -149,6 +151,7 @@ async fn forward(
         protocol: "http",
         user,
         window: 0,
+        end: !has_body,
     };
     let mut exchange = Exchange::begin(conn, head, slot)
         .ok_or_else(|| {
@@ -157,7 +160,12 @@ async fn forward(
                 Some(std::time::Duration::from_secs(1)),
             )
         })?;
-    let mut body_failure = exchange.send_body(payload, config.server.max_body_size);
+    let mut body_failure = if has_body {
+        exchange.send_body(payload, config.server.max_body_size)
+    } else {
+        // Never fires: there is nothing to read.
+        tokio::sync::oneshot::channel().1
+    };
 
     let timeout = config.workers.handler_timeout;
     let peer = req.conn_data::<PeerSocket>().copied();
