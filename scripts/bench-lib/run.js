@@ -32,19 +32,25 @@ const PIDFILE = path.join(TMP, 'pids');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const BODY_SIZE = 100 * 1000 * 1000;
 
-// What the bench holds wbe to. The issue names the comparisons; these thresholds are the
-// bench's own reading of "close to the floor, far ahead of the stage".
+// What the bench holds wbe to: the targets of the issue that asked for this bench, each
+// checked as a ratio (or a limit) from the run's medians. Scenario numbers in brackets.
 const TARGET = {
-  throughputVsFloor: 0.5, // wbe req/s ≥ 0.5 × node-floor
-  p99VsFloor: 2, // wbe p99 ≤ 2 × node-floor
-  p50AddedMs: 0.1, // sequential: wbe p50 − node-floor p50 ≤ 0.1 ms
-  streamMBps: 100, // each direction, 100 MB body
-  gatewayPeakMB: 64, // VmHWM while streaming 100 MB: far below the body size
-  leakGrowth: 0.1, // RSS growth over the soak
-  readyS: 5, // 20 widgets ready
-  recoverS: 1, // a killed worker serving again
-  perWidgetScale: 1.5, // per_widget 2 vs 1 on a CPU-bound endpoint
+  throughputVsFloor: 1.0, // [1, 3, 4] wbe req/s ≥ 1.0 × node-floor's
+  p99VsFloor: 1.0, // [1, 3] wbe p99 ≤ node-floor's (ratio ≤ 1.0)
+  throughputVsVm2: 100, // [1, 3] wbe req/s ≥ 100 × vm2-per-request's
+  p50AddedMs: 0.1, // [2] sequential: wbe p50 ≤ node-floor p50 + 100 µs
+  streamMBps: 200, // [5] each direction, 100 MB body
+  gatewayPeakMB: 64, // [5] gateway VmHWM while streaming 100 MB: under 64 MB
+  gatewayIdleMB: 30, // [6] gateway RSS at idle
+  workerIdleMB: 50, // [6] each worker's RSS at idle
+  leakGrowth: 0.1, // [6] RSS growth over the soak, gateway and each worker
+  soakS: 60, // [6] the issue's load length for the leak check (BENCH_SOAK's default)
+  readyS: 1.5, // [7] 20 widgets all ready
+  recoverS: 0.3, // [7] a killed worker serving again
+  perWidgetScale: 1.5, // [8] per_widget 2 vs 1 on a CPU-bound endpoint
 };
+// A target's ratio as the labels show it: 1.0×, 1.5×, 100×.
+const tx = (x) => `${Number.isInteger(x) && x < 10 ? x.toFixed(1) : x}×`;
 
 const SCENARIOS = {
   status: { path: '/console/wb/status', widget: 'status' },
@@ -415,6 +421,7 @@ function comparisonTable(summaries, names) {
 }
 
 function shortfall(value, limit, higherIsBetter) {
+  if (!Number.isFinite(value)) return ', not measured';
   if (higherIsBetter) return value >= limit ? '' : `, ${f0((1 - value / limit) * 100)}% short`;
   return value <= limit ? '' : `, ${f0((value / limit - 1) * 100)}% over`;
 }
@@ -449,15 +456,14 @@ function throughputTargets(id, s) {
   const floor = s['node-floor'];
   const vm2 = s['vm2-per-request'];
   const tr = wbe.rps / floor.rps;
-  target(id, `throughput ≥ ${TARGET.throughputVsFloor}× node-floor`, `${fx(tr)} (${f0(wbe.rps)} vs ${f0(floor.rps)} req/s)`,
+  target(id, `throughput ≥ ${tx(TARGET.throughputVsFloor)} node-floor`, `${fx(tr)} (${f0(wbe.rps)} vs ${f0(floor.rps)} req/s)`,
     tr >= TARGET.throughputVsFloor, shortfall(tr, TARGET.throughputVsFloor, true));
   const pr = wbe.p99 / floor.p99;
-  target(id, `p99 ≤ ${TARGET.p99VsFloor}× node-floor`, `${fx(pr)} (${f2(wbe.p99)} vs ${f2(floor.p99)} ms)`,
+  target(id, `p99 ≤ ${tx(TARGET.p99VsFloor)} node-floor`, `${fx(pr)} (${f2(wbe.p99)} vs ${f2(floor.p99)} ms)`,
     pr <= TARGET.p99VsFloor, shortfall(pr, TARGET.p99VsFloor, false));
-  if (vm2) {
-    target(id, 'throughput and p99 better than vm2-per-request', `${fx(wbe.rps / vm2.rps)} the throughput, ${fx(wbe.p99 / vm2.p99)} the p99 (${f2(wbe.p99)} vs ${f2(vm2.p99)} ms)`,
-      wbe.rps > vm2.rps && wbe.p99 < vm2.p99, '');
-  }
+  const vr = wbe.rps / vm2.rps;
+  target(id, `throughput ≥ ${tx(TARGET.throughputVsVm2)} vm2-per-request`, `${fx(vr)} (${f0(wbe.rps)} vs ${f0(vm2.rps)} req/s)`,
+    vr >= TARGET.throughputVsVm2, shortfall(vr, TARGET.throughputVsVm2, true));
 }
 
 async function scenarioStreaming(wbe, floor) {
@@ -561,23 +567,34 @@ async function scenarioStreaming(wbe, floor) {
     target(5, `${r.direction} (text) ≥ ${TARGET.streamMBps} MB/s`, `${f0(r.wbe)} MB/s`, r.wbe >= TARGET.streamMBps, shortfall(r.wbe, TARGET.streamMBps, true));
   }
   const peak = Math.max(...rows.map((r) => r.peak));
-  target(5, `gateway peak RSS ≤ ${TARGET.gatewayPeakMB} MB while streaming`, mb(peak), peak <= TARGET.gatewayPeakMB * 1e6, shortfall(peak, TARGET.gatewayPeakMB * 1e6, false));
+  const peakLimit = TARGET.gatewayPeakMB * 1e6;
+  target(5, `gateway peak RSS < ${TARGET.gatewayPeakMB} MB while streaming`, mb(peak), peak < peakLimit,
+    shortfall(peak, peakLimit, false) || ', at the limit');
 }
 
 async function idleMemory(wbe, others) {
   await sleep(3000); // at least one heartbeat, so /_wbe/status has the workers' memory
   const status = await wbe.status();
-  const rows = [['wbe gateway', mb(memory(wbe.child.pid)), '']];
+  const gateway = memory(wbe.child.pid);
+  const rows = [['wbe gateway', mb(gateway), '']];
+  const workers = [];
   let workersTotal = 0;
   for (const widget of status.widgets) {
     const pid = widget.pid;
     const rss = memory(pid);
     workersTotal += rss;
+    workers.push({ id: widget.id, rss });
     rows.push([`wbe worker \`${widget.id}\` (pid ${pid})`, mb(rss), mb(widget.memory && widget.memory.rss)]);
   }
-  rows.push(['wbe total (gateway + workers)', mb(memory(wbe.child.pid) + workersTotal), '']);
+  rows.push(['wbe total (gateway + workers)', mb(gateway + workersTotal), '']);
   for (const s of others) rows.push([`${s.name} (one process, all widgets)`, mb(memory(s.child.pid)), '']);
   addSection('6a. Memory at idle (after start-up, before any load)', table(['process', 'RSS (/proc VmRSS)', 'RSS (/_wbe/status)'], rows));
+  const gatewayLimit = TARGET.gatewayIdleMB * 1e6;
+  target(6, `gateway RSS at idle ≤ ${TARGET.gatewayIdleMB} MB`, mb(gateway), gateway <= gatewayLimit, shortfall(gateway, gatewayLimit, false));
+  const workerLimit = TARGET.workerIdleMB * 1e6;
+  for (const w of workers) {
+    target(6, `worker ${w.id} RSS at idle ≤ ${TARGET.workerIdleMB} MB`, mb(w.rss), w.rss <= workerLimit, shortfall(w.rss, workerLimit, false));
+  }
 }
 
 async function soak(wbe) {
@@ -611,8 +628,10 @@ async function soak(wbe) {
   ].join('\n'));
   for (const n of names) {
     const growth = last[n] / first[n] - 1;
-    target('6', `${n} RSS growth over ${SOAK} s ≤ ${TARGET.leakGrowth * 100}%`, `${(growth * 100).toFixed(1)}%`, growth <= TARGET.leakGrowth, '');
+    target(6, `${n} RSS growth over ${SOAK} s ≤ ${TARGET.leakGrowth * 100}%`, `${(growth * 100).toFixed(1)}%`, growth <= TARGET.leakGrowth,
+      Number.isFinite(growth) ? `, ${((growth - TARGET.leakGrowth) * 100).toFixed(1)} points over` : ', not measured');
   }
+  if (SOAK < TARGET.soakS) report.notes.push(`The soak ran ${SOAK} s (BENCH_SOAK); the issue's leak check is over a ${TARGET.soakS} s load.`);
   log(`LEAK CHECK: ${rows.map((r) => `${r[0]} ${r[5]} ${r[6]}`).join(', ')}`);
 }
 
@@ -679,6 +698,8 @@ async function startupAndCrash() {
   const readyS = median(startups.map((s) => s.ready));
   const listenS = median(startups.map((s) => s.listening));
   const crashS = median(crashes.map((c) => c.seconds));
+  const fewestReady = Math.min(...startups.map((s) => s.widgets));
+  const neverBack = crashes.filter((c) => !Number.isFinite(c.seconds)).length;
   addSection('7. Start-up and crash recovery', [
     table(['', 'median', 'runs'], [
       ['20 widgets: spawn → `"msg":"listening"` log line (s)', f2(listenS), startups.map((s) => f2(s.listening)).join(', ')],
@@ -688,8 +709,13 @@ async function startupAndCrash() {
     '',
     'Each crash is a different widget\'s first, so the restart waits the configured minimum backoff (`workers.restart_backoff_min`, 100 ms) before the new worker starts; requests meanwhile get 502/503. Requests were retried every 2 ms.',
   ].join('\n'));
-  target(7, `20 widgets ready ≤ ${TARGET.readyS} s`, `${f2(readyS)} s`, readyS <= TARGET.readyS, shortfall(readyS, TARGET.readyS, false));
-  target(7, `killed worker serving again ≤ ${TARGET.recoverS * 1000} ms`, `${f0(crashS * 1000)} ms`, crashS <= TARGET.recoverS, shortfall(crashS, TARGET.recoverS, false));
+  // Ready means all 20 registered: /_wbe/ready also answers 200 once a widget has failed.
+  target(7, `20 widgets all ready ≤ ${TARGET.readyS} s`, `${f2(readyS)} s (fewest ready in a run: ${fewestReady} of 20)`,
+    readyS <= TARGET.readyS && fewestReady === 20,
+    shortfall(readyS, TARGET.readyS, false) + (fewestReady === 20 ? '' : `, only ${fewestReady} of 20 widgets ready`));
+  // A crash that never came back counts against the target, not just out of the median.
+  target(7, `killed worker serving again ≤ ${f0(TARGET.recoverS * 1000)} ms`, `${f0(crashS * 1000)} ms`, crashS <= TARGET.recoverS && neverBack === 0,
+    shortfall(crashS, TARGET.recoverS, false) + (neverBack ? `, ${neverBack} of ${crashes.length} killed workers never served again` : ''));
 }
 
 // ---------------------------------------------------------------- machine and doc
@@ -787,10 +813,16 @@ Run it with \`scripts/bench\` (about 12 minutes with the defaults). \`BENCH_DURA
 the generated part below; the analysis after it is written by hand, from the run it names.
 The bench only reports: nothing in the test suite asserts on timings.
 
-The issue that asked for this bench names the comparisons but no numbers; the targets
-below are the bench's own (\`TARGET\` in \`scripts/bench-lib/run.js\`): within 2× of the
-node-floor in throughput and p99, far ahead of vm2-per-request, streaming without
-buffering, no leak.
+The targets are the issue's (the one that asked for this bench), each checked as a ratio
+or a limit from the run's medians (\`TARGET\` in \`scripts/bench-lib/run.js\`): (1) and
+(3) throughput ≥ 1.0× node-floor, p99 ≤ node-floor's (ratio ≤ 1.0) and throughput ≥ 100×
+vm2-per-request; (2) p50 ≤ node-floor's p50 + 100 µs; (4) throughput ≥ 1.0× node-floor
+making the same manager request with Node's keep-alive HTTP client; (5) 100 MB request and
+response bodies at ≥ 200 MB/s with the gateway's peak RSS under 64 MB; (6) gateway ≤ 30 MB
+and each worker ≤ 50 MB RSS at idle, and neither growing more than 10 % over a 60 s load;
+(7) 20 widgets all ready in ≤ 1.5 s and a killed worker serving again in ≤ 300 ms; (8)
+\`workers.per_widget = 2\` serving ≥ 1.5× the throughput of one worker on the elkjs
+endpoint.
 
 `;
 
@@ -856,10 +888,8 @@ async function main() {
   if (wanted(2)) {
     const s = await throughputScenario({ id: 2, title: '`status`, 1 connection (sequential)', scenario: SCENARIOS.status, connections: 1, servers: trio });
     const added = s.wbe.p50 - s['node-floor'].p50;
-    target(2, `p50 − node-floor p50 ≤ ${TARGET.p50AddedMs * 1000} µs`, `${f0(added * 1000)} µs (${f2(s.wbe.p50)} vs ${f2(s['node-floor'].p50)} ms)`,
-      added <= TARGET.p50AddedMs, added <= TARGET.p50AddedMs ? '' : `, ${f0((added - TARGET.p50AddedMs) * 1000)} µs over`);
-    target(2, 'p50 below vm2-per-request', `${f0((s['vm2-per-request'].p50 - s.wbe.p50) * 1000)} µs lower (${f2(s.wbe.p50)} vs ${f2(s['vm2-per-request'].p50)} ms)`,
-      s.wbe.p50 < s['vm2-per-request'].p50, '');
+    target(2, `p50 ≤ node-floor p50 + ${f0(TARGET.p50AddedMs * 1000)} µs`, `${added < 0 ? '−' : '+'}${f0(Math.abs(added) * 1000)} µs (${f2(s.wbe.p50)} vs ${f2(s['node-floor'].p50)} ms)`,
+      added <= TARGET.p50AddedMs, !Number.isFinite(added) ? ', not measured' : added <= TARGET.p50AddedMs ? '' : `, ${f0((added - TARGET.p50AddedMs) * 1000)} µs over`);
   }
   if (wanted(3)) {
     const s = await throughputScenario({ id: 3, title: '`summary` (lodash on req.query, res.json), 32 connections', scenario: SCENARIOS.summary, connections: 32, servers: trio });
@@ -868,7 +898,7 @@ async function main() {
   if (wanted(4)) {
     const s = await throughputScenario({ id: 4, title: '`blueprints` (await helper.Manager.doGet against the fake manager), 32 connections', scenario: SCENARIOS.manager, connections: 32, servers: trio });
     const tr = s.wbe.rps / s['node-floor'].rps;
-    target(4, `throughput ≥ ${TARGET.throughputVsFloor}× node-floor (keep-alive http client)`, `${fx(tr)} (${f0(s.wbe.rps)} vs ${f0(s['node-floor'].rps)} req/s)`,
+    target(4, `throughput ≥ ${tx(TARGET.throughputVsFloor)} node-floor (keep-alive http client)`, `${fx(tr)} (${f0(s.wbe.rps)} vs ${f0(s['node-floor'].rps)} req/s)`,
       tr >= TARGET.throughputVsFloor, shortfall(tr, TARGET.throughputVsFloor, true));
   }
   if (wanted(5)) await scenarioStreaming(wbe, floor);
@@ -893,7 +923,7 @@ async function main() {
         ['errors (all runs)', f0(sum.wbe.errors), f0(sum['wbe per_widget=2'].errors), f0(sum['node-floor'].errors), f0(sum['vm2-per-request'].errors), ''],
       ]),
     ].join('\n'));
-    target(8, `per_widget = 2 throughput ≥ ${TARGET.perWidgetScale}× per_widget = 1`, `${fx(ratio)} (${f2(sum['wbe per_widget=2'].rps)} vs ${f2(sum.wbe.rps)} req/s)`,
+    target(8, `per_widget = 2 throughput ≥ ${tx(TARGET.perWidgetScale)} per_widget = 1`, `${fx(ratio)} (${f2(sum['wbe per_widget=2'].rps)} vs ${f2(sum.wbe.rps)} req/s)`,
       ratio >= TARGET.perWidgetScale, shortfall(ratio, TARGET.perWidgetScale, true));
     await stop(wbe2.child, 10000);
   }
