@@ -5,7 +5,10 @@
 // a widget that catches around register() still fails to load; we mirror that by
 // remembering the first error instead of throwing it.
 
-const _ = require('lodash');
+// The stage's lodash semantics (toUpper of a non-string, ...), without loading all of lodash.
+const toUpper = require('lodash/toUpper');
+const isString = require('lodash/isString');
+const isFunction = require('lodash/isFunction');
 
 const ALLOWED_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'];
 
@@ -21,20 +24,20 @@ function createRegistry() {
 
   function register(serviceName, method, service) {
     if (!serviceName) return fail('Service name must be provided');
-    const name = _.toUpper(serviceName);
+    const name = toUpper(serviceName);
     let body = service;
     let verb = method;
-    if (!_.isString(verb)) {
+    if (!isString(verb)) {
       body = verb;
       verb = 'GET';
     } else {
-      verb = _.toUpper(verb);
+      verb = toUpper(verb);
       if (!ALLOWED_METHODS.includes(verb)) {
         return fail(`Method '${verb}' not allowed. Valid methods: ${ALLOWED_METHODS.toString()}`);
       }
     }
     if (!body) return fail('Service body must be provided');
-    if (!_.isFunction(body)) {
+    if (!isFunction(body)) {
       return fail('Service body must be a function (function(request, response, next, helper) {...})');
     }
     endpoints.set(`${verb} ${name}`, { name, method: verb, handler: body });
@@ -45,7 +48,7 @@ function createRegistry() {
     registrator: { register },
     error: () => firstError,
     list: () => [...endpoints.values()].map(({ name, method }) => ({ name, method })),
-    find: (name, method) => endpoints.get(`${_.toUpper(method)} ${_.toUpper(name)}`),
+    find: (name, method) => endpoints.get(`${toUpper(method)} ${toUpper(name)}`),
   };
 }
 

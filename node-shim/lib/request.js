@@ -5,11 +5,19 @@
 // gateway already knows (url split, ip, protocol, user) come from the `req` frame.
 
 const { Readable } = require('stream');
+const { isIP } = require('net');
 const qs = require('qs');
 const cookie = require('cookie');
 const fresh = require('fresh');
-const typeis = require('type-is');
-const accepts = require('accepts');
+
+// Content negotiation and range parsing are loaded on first use: few handlers need them,
+// and every module loaded at start-up is memory each idle worker holds.
+const accepts = (req) => require('accepts')(req);
+const typeis = (req, types) => require('type-is')(req, types);
+const parseRange = (size, header, options) => require('range-parser')(size, header, options);
+
+// Express 4's default 'subdomain offset'.
+const SUBDOMAIN_OFFSET = 2;
 
 // Node's IncomingMessage folding: these keep only their first value when repeated.
 const SINGLE_VALUED = new Set([
@@ -113,6 +121,18 @@ class WidgetRequest extends Readable {
     return index !== -1 ? host.substring(0, index) : host;
   }
 
+  // Deprecated in Express 4 in favour of hostname, which it returns.
+  get host() {
+    return this.hostname;
+  }
+
+  get subdomains() {
+    const { hostname } = this;
+    if (!hostname) return [];
+    const parts = isIP(hostname) ? [hostname] : hostname.split('.').reverse();
+    return parts.slice(SUBDOMAIN_OFFSET);
+  }
+
   get xhr() {
     return (this.get('X-Requested-With') || '').toLowerCase() === 'xmlhttprequest';
   }
@@ -151,8 +171,51 @@ class WidgetRequest extends Readable {
   }
 
   accepts(...types) {
-    const accept = accepts(this);
-    return accept.types(...types);
+    return accepts(this).types(...types);
+  }
+
+  acceptsEncodings(...encodings) {
+    return accepts(this).encodings(...encodings);
+  }
+
+  acceptsCharsets(...charsets) {
+    return accepts(this).charsets(...charsets);
+  }
+
+  acceptsLanguages(...languages) {
+    return accepts(this).languages(...languages);
+  }
+
+  // The deprecated singular names Express 4 still has.
+  acceptsEncoding(...encodings) {
+    return this.acceptsEncodings(...encodings);
+  }
+
+  acceptsCharset(...charsets) {
+    return this.acceptsCharsets(...charsets);
+  }
+
+  acceptsLanguage(...languages) {
+    return this.acceptsLanguages(...languages);
+  }
+
+  // The Range header parsed against a resource of `size` bytes (range-parser's result:
+  // ranges, -1 unsatisfiable, -2 malformed), undefined without a Range header.
+  range(size, options) {
+    const header = this.get('Range');
+    if (!header) return undefined;
+    return parseRange(size, header, options);
+  }
+
+  // Express 4's deprecated req.param(): route params, then the body, then the query.
+  param(name, defaultValue) {
+    const params = this.params || {};
+    const body = this.body || {};
+    const query = this.query || {};
+    if (params[name] != null && Object.prototype.hasOwnProperty.call(params, name)) return params[name];
+    if (body[name] != null) return body[name];
+    if (query[name] != null) return query[name];
+    return defaultValue;
   }
 
   // -- fed by the dispatcher ------------------------------------------------------

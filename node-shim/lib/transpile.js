@@ -5,13 +5,14 @@
 
 const fs = require('fs');
 const path = require('path');
-const { transform } = require('sucrase');
 
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
 
 function readSource(file) {
   const source = fs.readFileSync(file, 'utf8');
   if (!TS_EXTENSIONS.has(path.extname(file))) return source;
+  // Loaded here, not at the top: sucrase adds ~10 MB to a worker that only runs .js.
+  const { transform } = require('sucrase');
   try {
     return transform(source, {
       transforms: ['typescript', 'imports'],

@@ -179,6 +179,17 @@ test('request fields match Express', async () => {
   });
   await compare({ url: '/console/wb/req-fields', headers: ['Host', '[::1]:3000'] });
   await compare({ url: '/console/wb/req-fields?', headers: [] });
+  await compare({
+    url: '/console/wb/req-fields?arr=q',
+    headers: [
+      'Host', 'a.b.console.example.com',
+      'Accept-Encoding', 'br;q=0.5, gzip',
+      'Accept-Charset', 'utf-8, iso-8859-1;q=0.2',
+      'Accept-Language', 'en-GB, fr;q=0.8',
+      'Range', 'bytes=0-99,200-',
+    ],
+  });
+  await compare({ url: '/console/wb/req-fields', headers: ['Host', '10.0.0.1', 'Range', 'bytes=5000-'] });
 });
 
 test('POST body through body/json and PUT body through for-await', async () => {
