@@ -8,6 +8,7 @@
 //! happens to one widget's child touches only that widget's requests.
 
 mod exchange;
+mod stdin_writer;
 mod worker;
 
 use std::collections::BTreeMap;

@@ -15,14 +15,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use slog::{debug, error, info, o, warn, Logger};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
+use super::stdin_writer::StdinWriter;
 use crate::config::Config;
 use crate::helpers::Helpers;
 use crate::protocol::{
@@ -81,7 +82,7 @@ pub struct RequestChannels {
 /// A live connection to one widget child.
 pub struct WorkerConn {
     pub pid: u32,
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: Arc<StdinWriter>,
     inflight: Mutex<HashMap<u64, Inflight>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -92,11 +93,18 @@ pub struct WorkerConn {
     calls_inflight: AtomicUsize,
 }
 
+impl Drop for WorkerConn {
+    /// The last handle on this worker is gone: its stdin closes once the queue is written.
+    fn drop(&mut self) {
+        self.writer.close();
+    }
+}
+
 impl WorkerConn {
     pub fn send(&self, frame: &ToShim) {
-        // A send fails only once the writer task has ended, i.e. the child is gone; the
-        // reader notices the same and fails every request, so there is nothing to do here.
-        let _ = self.writer.send(frame.encode());
+        // A send is lost only once the child is gone; the reader notices the same and
+        // fails every request, so there is nothing to do here.
+        self.writer.send(&frame.encode());
     }
 
     /// Registers a request and sends its `req` frame. `None` when the worker is closing.
@@ -338,8 +346,9 @@ pub async fn start(
         }
     });
 
-    let (writer, writer_rx) = mpsc::unbounded_channel();
-    actix_web::rt::spawn(write_frames(stdin, writer_rx));
+    let (writer, drain) =
+        StdinWriter::new(stdin).map_err(|e| StartError::Spawn(format!("cannot set up the worker's stdin: {e}")))?;
+    actix_web::rt::spawn(drain);
     let hello = ToShim::Hello {
         v: PROTOCOL_VERSION,
         widget: source.id.clone(),
@@ -348,7 +357,7 @@ pub async fn start(
         allowed_modules: config.widgets.allowed_modules.clone(),
         allowed_builtins: config.widgets.allowed_builtins.clone(),
     };
-    let _ = writer.send(hello.encode());
+    writer.send(&hello.encode());
 
     let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
     let first = tokio::time::timeout(config.workers.startup_timeout, lines.next()).await;
@@ -399,24 +408,6 @@ pub async fn start(
     });
     let reader = actix_web::rt::spawn(conn.clone().read_frames(lines, helpers, log));
     Ok(Running { conn, endpoints, child, reader, pings_sent: 0, started: std::time::Instant::now() })
-}
-
-/// Writes queued frames to the child, coalescing whatever is queued into one write.
-async fn write_frames(mut stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Bytes>) {
-    let mut batch = BytesMut::new();
-    while let Some(first) = rx.recv().await {
-        batch.extend_from_slice(&first);
-        while batch.len() < 256 * 1024 {
-            match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        if stdin.write_all(&batch).await.is_err() {
-            return;
-        }
-        batch.clear();
-    }
 }
 
 impl Running {

@@ -1,0 +1,144 @@
+//! Writes frames to a worker's stdin from whichever thread produces them.
+//!
+//! A request's frames are produced on the HTTP thread that serves it. Handing each one to
+//! a writer task on another thread costs a thread wake-up per request, a large part of a
+//! small request's cost in the gateway and of its latency. So [`StdinWriter::send`] writes
+//! straight into the non-blocking pipe when nothing is queued ahead, and leaves only what
+//! the pipe cannot take at once to the drain task, which waits for the child to read.
+//! Frames keep their order: nothing is written directly while older bytes wait.
+
+use std::future::Future;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::BytesMut;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use tokio::io::AsyncWriteExt;
+use tokio::process::ChildStdin;
+use tokio::sync::Notify;
+
+pub struct StdinWriter {
+    /// A duplicate of the pipe's write end for direct writes. The pipe reaches EOF once
+    /// both it and the drain task's copy are closed, i.e. when the writer is dropped.
+    pipe: OwnedFd,
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: BytesMut,
+    /// The drain task is writing bytes it took from `pending`.
+    draining: bool,
+    /// No more frames are accepted; the drain task writes what is pending and ends.
+    closing: bool,
+    /// The pipe is broken (the child is gone): nothing more can be written.
+    broken: bool,
+}
+
+impl StdinWriter {
+    /// The writer, and the drain task to spawn on the runtime that owns `stdin`.
+    pub fn new(stdin: ChildStdin) -> std::io::Result<(Arc<Self>, impl Future<Output = ()>)> {
+        let pipe = stdin.as_fd().try_clone_to_owned()?;
+        let flags = OFlag::from_bits_truncate(fcntl(pipe.as_raw_fd(), FcntlArg::F_GETFL)?);
+        fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        let writer = Arc::new(StdinWriter { pipe, queue: Mutex::default(), wake: Notify::new() });
+        Ok((writer.clone(), writer.drain(stdin)))
+    }
+
+    /// Writes `frame` now if the pipe takes it, else queues it for the drain task.
+    pub fn send(&self, frame: &[u8]) {
+        let mut queue = self.lock();
+        if queue.closing || queue.broken {
+            return;
+        }
+        let mut rest = frame;
+        if queue.pending.is_empty() && !queue.draining {
+            match nix::unistd::write(&self.pipe, frame) {
+                Ok(written) => rest = &frame[written..],
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(_) => {
+                    // The reader task sees the child go and fails its requests.
+                    queue.broken = true;
+                    return;
+                }
+            }
+        }
+        if !rest.is_empty() {
+            queue.pending.extend_from_slice(rest);
+            drop(queue);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Accepts no more frames; what is queued is still written.
+    pub fn close(&self) {
+        self.lock().closing = true;
+        self.wake.notify_one();
+    }
+
+    async fn drain(self: Arc<Self>, mut stdin: ChildStdin) {
+        loop {
+            let batch = {
+                let mut queue = self.lock();
+                queue.draining = !queue.pending.is_empty();
+                if queue.draining {
+                    Some(queue.pending.split())
+                } else if queue.closing || queue.broken {
+                    return;
+                } else {
+                    None
+                }
+            };
+            match batch {
+                Some(bytes) => {
+                    if stdin.write_all(&bytes).await.is_err() {
+                        let mut queue = self.lock();
+                        queue.broken = true;
+                        queue.pending.clear();
+                    }
+                }
+                None => self.wake.notified().await,
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue holds plain bytes and flags: still consistent after a panic elsewhere.
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Stdio;
+    use tokio::io::AsyncReadExt;
+
+    /// Far more than a pipe holds, sent while the child is not reading yet: `send` never
+    /// blocks, and the child reads every frame, in order, once it starts.
+    #[actix_web::test]
+    async fn queues_what_the_pipe_cannot_take_and_keeps_the_order() {
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "sleep 0.2; exec cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh and cat are available");
+        let (writer, drain) = StdinWriter::new(child.stdin.take().unwrap()).unwrap();
+        actix_web::rt::spawn(drain);
+        let mut expected = Vec::new();
+        for i in 0..20_000 {
+            let frame = format!("{{\"frame\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 97));
+            writer.send(frame.as_bytes());
+            expected.extend_from_slice(frame.as_bytes());
+        }
+        writer.close();
+        drop(writer);
+        let mut received = Vec::new();
+        child.stdout.take().unwrap().read_to_end(&mut received).await.unwrap();
+        assert!(expected.len() > 1 << 20);
+        assert!(received == expected, "frames arrived out of order or incomplete");
+    }
+}
