@@ -20,34 +20,39 @@ async function assert401(response) {
   return body;
 }
 
-describe('--auth manager', () => {
-  let manager;
-  let wbe;
-  const userCalls = () => manager.requestsTo('/user');
-
+// A fake manager and a wbe serving the req-info widget with `config` and `--auth mode`,
+// for the tests of the enclosing describe(): `served.manager`, `served.wbe`.
+function serveReqInfo({ config, mode }) {
+  const served = {};
   before(async () => {
-    manager = await startFakeManager();
-    wbe = await startWbe({
+    served.manager = await startFakeManager();
+    served.wbe = await startWbe({
       widgets: fixtureWidgets(['req-info']),
-      config: '[auth]\ncache_ttl = "10m"\n',
-      args: ['--auth', 'manager', '--manager-url', manager.url],
+      config,
+      args: ['--auth', mode, '--manager-url', served.manager.url],
     });
   });
   after(async () => {
-    await wbe.stop();
-    await manager.stop();
+    await served.wbe.stop();
+    await served.manager.stop();
   });
+  return served;
+}
+
+describe('--auth manager', () => {
+  const served = serveReqInfo({ config: '[auth]\ncache_ttl = "10m"\n', mode: 'manager' });
+  const userCalls = () => served.manager.requestsTo('/user');
 
   it('answers 401 JSON without an XSRF-TOKEN cookie, without asking the manager', async () => {
     const before = userCalls().length;
-    const body = await assert401(await wbe.call('info', { widget: 'req-info' }));
+    const body = await assert401(await served.wbe.call('info', { widget: 'req-info' }));
     assert.match(body.message, /XSRF-TOKEN|token|unauthori[sz]ed/i);
-    await assert401(await wbe.call('info', { widget: 'req-info', headers: { cookie: 'other=1; XSRF-TOKENX=good-token' } }));
+    await assert401(await served.wbe.call('info', { widget: 'req-info', headers: { cookie: 'other=1; XSRF-TOKENX=good-token' } }));
     assert.equal(userCalls().length, before);
   });
 
   it('answers 401 JSON when the manager rejects the token', async () => {
-    await assert401(await wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=bad-token' } }));
+    await assert401(await served.wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=bad-token' } }));
     const asked = userCalls().filter((r) => r.headers['authentication-token'] === 'bad-token');
     assert.equal(asked.length, 1);
     assert.equal(asked[0].method, 'GET');
@@ -55,7 +60,7 @@ describe('--auth manager', () => {
   });
 
   it('serves a good token and gives the handler the manager user as req.user', async () => {
-    const response = await wbe.call('info', { widget: 'req-info', headers: { cookie: 'a=1; XSRF-TOKEN=good-token; b=2' } });
+    const response = await served.wbe.call('info', { widget: 'req-info', headers: { cookie: 'a=1; XSRF-TOKEN=good-token; b=2' } });
     assert.equal(response.status, 200);
     const seen = await response.json();
     assert.deepEqual(seen.user, USERS['good-token']);
@@ -69,42 +74,30 @@ describe('--auth manager', () => {
     const viewer = () => userCalls().filter((r) => r.headers['authentication-token'] === 'viewer-token').length;
     assert.equal(viewer(), 0);
     for (let i = 0; i < 5; i += 1) {
-      const response = await wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=viewer-token' } });
+      const response = await served.wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=viewer-token' } });
       assert.equal(response.status, 200);
       assert.equal((await response.json()).user.username, 'viewer');
     }
     assert.equal(viewer(), 1);
     // Another token is another cache entry: its own user, not the cached one.
-    const admin = await (await wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=good-token' } })).json();
+    const admin = await (await served.wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=good-token' } })).json();
     assert.equal(admin.user.username, 'admin');
   });
 
   it('keeps rejecting a bad token (a rejection never becomes a pass)', async () => {
     for (let i = 0; i < 3; i += 1) {
-      await assert401(await wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=bad-token' } }));
+      await assert401(await served.wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=bad-token' } }));
     }
   });
 });
 
 describe('--auth manager with a short cache_ttl', () => {
-  let manager;
-  let wbe;
-  before(async () => {
-    manager = await startFakeManager();
-    wbe = await startWbe({
-      widgets: fixtureWidgets(['req-info']),
-      config: '[auth]\nmode = "none"\ncache_ttl = "1s"\n',
-      args: ['--auth', 'manager', '--manager-url', manager.url],
-    });
-  });
-  after(async () => {
-    await wbe.stop();
-    await manager.stop();
-  });
+  // The flag wins over the config file's mode.
+  const served = serveReqInfo({ config: '[auth]\nmode = "none"\ncache_ttl = "1s"\n', mode: 'manager' });
 
   it('asks the manager again once the cached answer expired', async () => {
-    const asked = () => manager.requestsTo('/user').length;
-    const call = () => wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=good-token' } });
+    const asked = () => served.manager.requestsTo('/user').length;
+    const call = () => served.wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=good-token' } });
     assert.equal((await call()).status, 200);
     assert.equal(asked(), 1);
     await sleep(2500);
@@ -116,27 +109,14 @@ describe('--auth manager with a short cache_ttl', () => {
 });
 
 describe('--auth none', () => {
-  let manager;
-  let wbe;
-  before(async () => {
-    manager = await startFakeManager();
-    wbe = await startWbe({
-      widgets: fixtureWidgets(['req-info']),
-      config: '[auth]\nmode = "manager"\n',
-      args: ['--auth', 'none', '--manager-url', manager.url],
-    });
-  });
-  after(async () => {
-    await wbe.stop();
-    await manager.stop();
-  });
+  const served = serveReqInfo({ config: '[auth]\nmode = "manager"\n', mode: 'none' });
 
   it('serves without a cookie, with req.user null, and never asks the manager', async () => {
-    const response = await wbe.call('info', { widget: 'req-info' });
+    const response = await served.wbe.call('info', { widget: 'req-info' });
     assert.equal(response.status, 200);
     assert.equal((await response.json()).user, null);
-    const withBadCookie = await wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=bad-token' } });
+    const withBadCookie = await served.wbe.call('info', { widget: 'req-info', headers: { cookie: 'XSRF-TOKEN=bad-token' } });
     assert.equal(withBadCookie.status, 200);
-    assert.equal(manager.requestsTo('/user').length, 0);
+    assert.equal(served.manager.requestsTo('/user').length, 0);
   });
 });
