@@ -20,7 +20,7 @@ use super::{auth, AppState, PeerSocket};
 use crate::metrics::RequestLabels;
 use crate::protocol::{CancelReason, RequestHead};
 use crate::registry::is_valid_widget_id;
-use crate::supervisor::{describe, BodyFailure, Exchange, RouteError};
+use crate::supervisor::{describe, BodyTooLarge, Exchange, RouteError};
 
 /// Methods the stage lets a widget register; anything else can never match an endpoint.
 const WIDGET_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
@@ -136,7 +136,7 @@ async fn forward(
     let has_body = req.headers().contains_key("transfer-encoding") || declared_length.is_some_and(|len| len > 0);
     let head = RequestHead {
         id: 0,
-        method: req.method().as_str().to_owned(),
+        method: method.to_owned(),
         url,
         original_url: req.uri().path_and_query().map_or_else(|| path.to_owned(), |p| p.as_str().to_owned()),
         base_url: format!("{}/wb/{raw_service}", config.server.context_path),
@@ -160,7 +160,7 @@ async fn forward(
                 Some(std::time::Duration::from_secs(1)),
             )
         })?;
-    let mut body_failure = if has_body {
+    let mut too_large_rx = if has_body {
         exchange.send_body(payload, config.server.max_body_size)
     } else {
         // Never fires: there is nothing to read.
@@ -177,14 +177,9 @@ async fn forward(
     };
     let head = tokio::select! {
         head = tokio::time::timeout(timeout, exchange.head()) => head,
-        Ok(failure) = &mut body_failure => {
+        Ok(BodyTooLarge) = &mut too_large_rx => {
             exchange.cancel(CancelReason::Client);
-            return Err(match failure {
-                BodyFailure::TooLarge => too_large(config.server.max_body_size),
-                BodyFailure::Malformed(why) => {
-                    GatewayError::bad_request(format!("The request body could not be read: {why}"))
-                }
-            });
+            return Err(too_large(config.server.max_body_size));
         }
         () = client_gone => {
             exchange.cancel(CancelReason::Client);

@@ -17,14 +17,9 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use super::worker::{RequestChannels, ResponseHead, WorkerConn, WorkerGone};
 use crate::protocol::{self, BodyData, CancelReason, RequestHead, ToShim};
 
-/// Why the client's request body could not be passed on to the widget.
+/// The request body was larger than `max_body_size`.
 #[derive(Debug)]
-pub enum BodyFailure {
-    /// It was larger than `max_body_size`.
-    TooLarge,
-    /// It was not valid HTTP framing (a bad chunk size, a truncated body, ...).
-    Malformed(String),
-}
+pub struct BodyTooLarge;
 
 pub struct Exchange {
     conn: Arc<WorkerConn>,
@@ -42,47 +37,44 @@ impl Exchange {
     }
 
     /// Streams `payload` to the worker in the background, at the pace the widget reads
-    /// it. The returned receiver fires if the body turns out too large or malformed; if
-    /// nobody is listening by then (the response has begun), the request is cancelled.
-    pub fn send_body<S, E>(&self, mut payload: S, limit: u64) -> oneshot::Receiver<BodyFailure>
+    /// it. The returned receiver fires if the body turns out larger than `limit`; if
+    /// nobody is listening by then, the request is cancelled instead. A body the client
+    /// breaks off (or frames wrongly) cancels the request: actix has closed the
+    /// connection by then, so there is nobody to answer.
+    pub fn send_body<S, E>(&self, mut payload: S, limit: u64) -> oneshot::Receiver<BodyTooLarge>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
-        E: std::fmt::Display,
     {
-        let (failure_tx, failure_rx) = oneshot::channel();
+        let (too_large_tx, too_large_rx) = oneshot::channel();
         let conn = self.conn.clone();
         let id = self.channels.id;
         let credit = self.channels.request_credit.clone();
         actix_web::rt::spawn(async move {
-            let pump = async {
-                let mut total = 0u64;
-                while let Some(chunk) = payload.next().await {
-                    let chunk = chunk.map_err(|e| BodyFailure::Malformed(e.to_string()))?;
-                    total += chunk.len() as u64;
-                    if total > limit {
-                        return Err(BodyFailure::TooLarge);
-                    }
-                    for piece in protocol::chunks(&chunk) {
-                        // A closed credit means the request is over: stop reading the client.
-                        let Ok(permit) = credit.clone().acquire_many_owned(piece.len() as u32).await else {
-                            return Ok(());
-                        };
-                        permit.forget();
-                        conn.send(&ToShim::Body { id, data: BodyData::encode(&piece) });
-                    }
-                }
-                if !credit.is_closed() {
-                    conn.send(&ToShim::End { id });
-                }
-                Ok(())
-            };
-            if let Err(failure) = pump.await {
-                if failure_tx.send(failure).is_err() {
+            let mut total = 0u64;
+            while let Some(chunk) = payload.next().await {
+                let Ok(chunk) = chunk else {
                     conn.cancel(id, CancelReason::Client);
+                    return;
+                };
+                total += chunk.len() as u64;
+                if total > limit {
+                    if too_large_tx.send(BodyTooLarge).is_err() {
+                        conn.cancel(id, CancelReason::Client);
+                    }
+                    return;
+                }
+                for piece in protocol::chunks(&chunk) {
+                    // A closed credit means the request is over: stop reading the client.
+                    let Ok(permit) = credit.clone().acquire_many_owned(piece.len() as u32).await else { return };
+                    permit.forget();
+                    conn.send(&ToShim::Body { id, data: BodyData::encode(&piece) });
                 }
             }
+            if !credit.is_closed() {
+                conn.send(&ToShim::End { id });
+            }
         });
-        failure_rx
+        too_large_rx
     }
 
     /// Waits for the response's status line and headers.

@@ -21,7 +21,7 @@ use slog::{error, info, o, warn, Logger};
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-pub use exchange::{BodyFailure, Exchange};
+pub use exchange::{BodyTooLarge, Exchange};
 pub use worker::{WorkerConn, WorkerGone};
 
 use crate::config::Config;
