@@ -152,7 +152,9 @@ for (const [label, sandboxConfig] of [
 
     it('abusing the protocol gets the worker restarted, not the gateway hurt', async () => {
       const peakBefore = wbe.peakRss();
-      for (const abuse of ['garbage', 'unknown-type', 'unknown-id', 'endless-line', 'call-flood']) {
+      const abuses = ['garbage', 'unknown-type', 'unknown-id', 'response-on-control', 'lane-garbage', 'lane-unknown-id',
+        'log-on-lane', 'endless-line', 'call-flood'];
+      for (const abuse of abuses) {
         const pid = await eventually(async () => {
           const r = await wbe.call('pid', { widget: 'protocol-abuser' });
           return r.status === 200 && (await r.json()).pid;

@@ -1,17 +1,20 @@
 'use strict';
 // Entry point of one widget worker (docs/PROTOCOL.md). Owns the process: fd 1 is the
-// protocol stream, so it is taken over before anything else can print; then it reads
-// frames from stdin, does the handshake (loading the backend), and routes each frame to
-// the request it belongs to. A widget bug ends that request, never this process, except
+// control stream, so it is taken over before anything else can print; then it reads
+// control frames from stdin, does the handshake (loading the backend), opens the lanes
+// (fd 3 onwards, one per gateway HTTP thread) and routes each request frame arriving on
+// a lane to the request it belongs to, answering on the same lane. A widget bug ends that request, never this process, except
 // an exception thrown outside any handler (a timer, an event), which is the widget's
 // crash: it is reported and the worker exits for the gateway to restart it.
 
-const { createFrameWriter, createFrameReader, decodeBody, PROTOCOL_VERSION } = require('./lib/protocol');
+const net = require('net');
+const { createFrameWriter, createFrameReader, decodeBody, PROTOCOL_VERSION, FIRST_LANE_FD } = require('./lib/protocol');
 
 // Bound before captureConsole() replaces process.stdout.write; stdout on a pipe is a
 // synchronous write on Linux, so frames are out once this returns.
 const protocolOut = process.stdout;
 const writer = createFrameWriter(protocolOut.write.bind(protocolOut));
+const laneWriters = [];
 // The gateway closed our stdout: nobody is listening any more.
 protocolOut.on('error', () => process.exit(0));
 
@@ -35,6 +38,7 @@ const describe = (err) => (err instanceof Error ? err.stack || String(err) : uti
 
 function exit(code) {
   writer.flush();
+  for (const laneWriter of laneWriters) laneWriter.flush();
   process.exit(code);
 }
 
@@ -77,10 +81,28 @@ function hello(frame) {
     return;
   }
   registry = loaded.registry;
+  const lanes = Number.isInteger(frame.lanes) ? frame.lanes : 0;
+  for (let index = 0; index < lanes; index++) openLane(FIRST_LANE_FD + index);
   writer.send({ t: 'hello', v: PROTOCOL_VERSION, endpoints: registry.list() });
 }
 
-function startRequest(frame) {
+// A lane is a socket the gateway passed at `fd`; requests arrive on it and are answered
+// on it. Its end, like stdin's, means the gateway is gone.
+function openLane(fd) {
+  let socket;
+  try {
+    socket = new net.Socket({ fd, readable: true, writable: true });
+  } catch (err) {
+    protocolFault(`lane at fd ${fd} cannot be opened: ${err.message}`);
+    return;
+  }
+  const laneWriter = createFrameWriter(socket.write.bind(socket));
+  laneWriters.push(laneWriter);
+  socket.on('data', createFrameReader((frame) => onLaneFrame(frame, laneWriter), protocolFault));
+  socket.on('error', () => process.exit(0));
+}
+
+function startRequest(frame, laneWriter) {
   const { id } = frame;
   if (requests.has(id)) {
     protocolFault(`request id ${id} is already in flight`);
@@ -88,10 +110,10 @@ function startRequest(frame) {
   }
   const ctx = { cancelled: false, done: false };
   const req = new WidgetRequest(frame, (bytes) => {
-    if (!ctx.done) writer.send({ t: 'ack', id, bytes });
+    if (!ctx.done) laneWriter.send({ t: 'ack', id, bytes });
   });
   const res = new WidgetResponse(req, id, frame.window > 0 ? frame.window : DEFAULT_WINDOW, {
-    send: writer.send,
+    send: laneWriter.send,
     onDone() {
       ctx.done = true;
       requests.delete(id);
@@ -144,7 +166,7 @@ function cancelRequest(ctx, id) {
   helperCalls.cancelRequest(id);
 }
 
-function onFrame(frame) {
+function onControlFrame(frame) {
   if (frame.t === 'hello') {
     if (registry) protocolFault('second hello');
     else hello(frame);
@@ -154,12 +176,27 @@ function onFrame(frame) {
     protocolFault(`"${frame.t}" before hello`);
     return;
   }
+  switch (frame.t) {
+    case 'ret':
+      helperCalls.settle(frame);
+      break;
+    case 'ping': {
+      const { rss, heapUsed } = process.memoryUsage();
+      writer.send({ t: 'pong', seq: frame.seq, rss, heap: heapUsed });
+      break;
+    }
+    default:
+      protocolFault(`unknown control frame type "${frame.t}"`);
+  }
+}
+
+function onLaneFrame(frame, laneWriter) {
   // Frames for a request that already finished (or was cancelled) are expected
   // stragglers, e.g. body chunks in flight when the response ended.
   const ctx = requests.get(frame.id);
   switch (frame.t) {
     case 'req':
-      startRequest(frame);
+      startRequest(frame, laneWriter);
       break;
     case 'body': {
       const chunk = decodeBody(frame);
@@ -175,19 +212,11 @@ function onFrame(frame) {
     case 'cancel':
       if (ctx) cancelRequest(ctx, frame.id);
       break;
-    case 'ret':
-      helperCalls.settle(frame);
-      break;
-    case 'ping': {
-      const { rss, heapUsed } = process.memoryUsage();
-      writer.send({ t: 'pong', seq: frame.seq, rss, heap: heapUsed });
-      break;
-    }
     default:
-      protocolFault(`unknown frame type "${frame.t}"`);
+      protocolFault(`unknown lane frame type "${frame.t}"`);
   }
 }
 
-process.stdin.on('data', createFrameReader(onFrame, protocolFault));
+process.stdin.on('data', createFrameReader(onControlFrame, protocolFault));
 // The gateway closed our stdin: it is gone or wants us gone.
 process.stdin.on('end', () => exit(0));

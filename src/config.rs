@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub max_body_size: u64,
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// HTTP threads; 0 means one per CPU. `finish()` resolves 0.
+    pub threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             context_path: "/console".into(),
             max_body_size: 128_000_000,
             shutdown_grace: Duration::from_secs(30),
+            threads: 0,
         }
     }
 }
@@ -421,6 +424,12 @@ impl Config {
             if !ca.is_file() {
                 return Err(invalid("manager.ca_cert", format!("{} is not a readable file", ca.display())));
             }
+        }
+        if self.server.threads > 256 {
+            return Err(invalid("server.threads", "must be at most 256 (0: one per CPU)"));
+        }
+        if self.server.threads == 0 {
+            self.server.threads = std::thread::available_parallelism().map_or(1, usize::from);
         }
         if self.widgets.dirs.is_empty() {
             self.widgets.dirs.push(install_root().join("examples/widgets"));

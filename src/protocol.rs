@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Version of the protocol this gateway speaks; sent in `hello`, checked on the reply.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// Longest line accepted from a child. A body chunk is at most 64 KiB (≈ 88 KiB in
-/// base64); the limit leaves room for large helper-call arguments while bounding what a
-/// misbehaving child can make the gateway buffer.
-pub const MAX_LINE: usize = 16 * 1024 * 1024;
+/// Longest line accepted from a child; it bounds what a misbehaving child can make the
+/// gateway buffer. The shim never needs more: a body chunk is at most 64 KiB and a whole
+/// response in a `head` at most 512 KiB (well under the limit even base64'd or
+/// JSON-escaped), it cuts long log messages, and it rejects a helper call whose
+/// arguments would not fit with an error to the widget.
+pub const MAX_LINE: usize = 4 * 1024 * 1024;
 
 /// Largest body chunk sent in one frame, in decoded bytes.
 pub const MAX_CHUNK: usize = 64 * 1024;
@@ -129,6 +131,8 @@ pub enum ToShim {
         modules_dir: String,
         allowed_modules: Vec<String>,
         allowed_builtins: Vec<String>,
+        /// Lanes the child finds open at file descriptors 3, 4, ...
+        lanes: usize,
     },
     Req(RequestHead),
     Body {
@@ -276,6 +280,20 @@ impl FromShim {
             let shown: String = line.chars().take(120).collect();
             ProtocolError(format!("malformed frame ({e}): {shown}"))
         })
+    }
+
+    /// The frame's `t`, for errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FromShim::Hello { .. } => "hello",
+            FromShim::Head { .. } => "head",
+            FromShim::Chunk { .. } => "chunk",
+            FromShim::End { .. } => "end",
+            FromShim::Ack { .. } => "ack",
+            FromShim::Call { .. } => "call",
+            FromShim::Log { .. } => "log",
+            FromShim::Pong { .. } => "pong",
+        }
     }
 }
 

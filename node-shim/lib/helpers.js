@@ -17,7 +17,8 @@ function createHelperCalls(send) {
   function rpc(id, helper, fn, args) {
     return new Promise((resolve, reject) => {
       const cid = nextCid++;
-      // send() serialises now: a body that is not JSON rejects this call only.
+      // send() serialises now: a body that is not JSON, or arguments too large for one
+      // frame, reject this call only.
       send({ t: 'call', cid, id, helper, fn, args });
       pending.set(cid, { id, resolve, reject });
     });

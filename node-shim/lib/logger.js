@@ -6,6 +6,14 @@
 const util = require('util');
 
 const LEVELS = ['error', 'warn', 'info', 'verbose', 'debug', 'silly'];
+// A longer message is cut: a log line is for reading, and a frame must stay under the
+// protocol's line limit.
+const MAX_MESSAGE = 64 * 1024;
+
+function truncate(msg) {
+  if (msg.length <= MAX_MESSAGE) return msg;
+  return `${msg.slice(0, MAX_MESSAGE)}... (${msg.length - MAX_MESSAGE} more characters)`;
+}
 
 // The stage's LoggerService: `WidgetBackend` alone, or `WidgetBackend-<category>`.
 function categoryName(category) {
@@ -14,7 +22,7 @@ function categoryName(category) {
 
 function createLogging(send) {
   function log(level, category, msg) {
-    send({ t: 'log', level: LEVELS.includes(level) ? level : 'info', category, msg });
+    send({ t: 'log', level: LEVELS.includes(level) ? level : 'info', category, msg: truncate(msg) });
   }
 
   // helper.Logger(category): winston's level methods plus log(level, ...args); winston
@@ -60,4 +68,4 @@ function createLogging(send) {
   return { log, Logger, captureConsole, shimCategory: categoryName() };
 }
 
-module.exports = { createLogging };
+module.exports = { createLogging, MAX_MESSAGE };

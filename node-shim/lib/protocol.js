@@ -5,9 +5,13 @@
 
 const { isUtf8 } = require('buffer');
 
-const PROTOCOL_VERSION = 1;
+const PROTOCOL_VERSION = 2;
+// The gateway passes the lanes (one socket per HTTP thread) at fd 3, 4, ...
+const FIRST_LANE_FD = 3;
+// The gateway's limit on one line (src/protocol.rs MAX_LINE): a longer one is a fault.
+const MAX_LINE = 4 * 1024 * 1024;
 // Largest body slice carried by one frame (decoded bytes); keeps every line far below
-// the gateway's 4 MiB line limit even when base64- or JSON-escaping inflates it.
+// the line limit even when base64- or JSON-escaping inflates it.
 const MAX_FRAME_BODY = 64 * 1024;
 // A response complete at its first frame (res.send and friends) travels whole in the
 // `head` frame, outside the window, up to this size: even JSON-escaped at worst (6x) or
@@ -25,8 +29,9 @@ function decodeBody(frame) {
   return null;
 }
 
-// Frames produced in one turn of the event loop go out in a single write: a pipe write
-// is a synchronous syscall on Linux, so batching is what keeps many small frames cheap.
+// Frames produced in one turn of the event loop go out in a single write: a write to
+// stdout's pipe is a synchronous syscall on Linux and one to a lane a libuv write
+// request, so batching is what keeps many small frames cheap.
 // send() serialises immediately so that an unserialisable frame throws at the caller.
 function createFrameWriter(write) {
   let queue = [];
@@ -40,8 +45,14 @@ function createFrameWriter(write) {
     write(data);
   }
 
+  // Throws, sending nothing, for a frame the gateway would refuse as too long (a UTF-8
+  // character is at most 3 bytes per UTF-16 unit, so most lines need no byte count).
   function send(frame) {
-    queue.push(JSON.stringify(frame) + '\n');
+    const line = JSON.stringify(frame) + '\n';
+    if (line.length * 3 > MAX_LINE && Buffer.byteLength(line) > MAX_LINE) {
+      throw new RangeError(`a "${frame.t}" frame of ${Buffer.byteLength(line)} bytes exceeds the protocol's limit of ${MAX_LINE} bytes`);
+    }
+    queue.push(line);
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
@@ -92,6 +103,8 @@ function createFrameReader(onFrame, onFault) {
 
 module.exports = {
   PROTOCOL_VERSION,
+  FIRST_LANE_FD,
+  MAX_LINE,
   MAX_FRAME_BODY,
   MAX_WHOLE_BODY,
   encodeBody,

@@ -1,6 +1,7 @@
 'use strict';
-// Test harness: spawns the real shim.js as the gateway would and speaks the protocol to
-// it, so the tests exercise exactly what the Rust side will see on the wire.
+// Test harness: spawns the real shim.js as the gateway would, with one lane at fd 3, and
+// speaks the protocol to it, so the tests exercise exactly what the Rust side will see on
+// the wire. Every frame is checked to travel on its channel (docs/PROTOCOL.md).
 
 const { spawn } = require('child_process');
 const path = require('path');
@@ -11,6 +12,25 @@ const FIXTURES = path.join(__dirname, 'fixtures');
 const CONTEXT = '/console';
 
 const fixture = (...parts) => path.join(FIXTURES, ...parts);
+
+// Frames that travel on stdin/stdout; all others belong to a request and use its lane.
+const CONTROL_FRAMES = new Set(['hello', 'ping', 'pong', 'log', 'call', 'ret']);
+
+// Calls onFrame(frame) for each JSON line of a readable stream.
+function readLines(stream, onFrame) {
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (data) => {
+    pending += data;
+    let nl;
+    while ((nl = pending.indexOf('\n')) !== -1) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      // A line that is not JSON is a protocol bug: let JSON.parse throw in the test.
+      onFrame(JSON.parse(line));
+    }
+  });
+}
 
 // What the gateway derives from a full URL under <context>/wb/<service>, i.e. what
 // Express computes inside router.use('/:service', ...).
@@ -41,18 +61,9 @@ class Shim {
     this.waiters = [];
     this.nextId = 1;
     this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-    let pending = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (data) => {
-      pending += data;
-      let nl;
-      while ((nl = pending.indexOf('\n')) !== -1) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        // A line that is not JSON is a protocol bug: let JSON.parse throw in the test.
-        this._onFrame(JSON.parse(line));
-      }
-    });
+    this.lane = child.stdio[3];
+    readLines(child.stdout, (frame) => this._onFrame(frame, 'control'));
+    readLines(this.lane, (frame) => this._onFrame(frame, 'lane'));
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d) => {
       this.stderr += d;
@@ -61,22 +72,25 @@ class Shim {
 
   // Starts a shim for `backend` and completes the handshake; returns [shim, helloReply].
   static async start(backend, options = {}) {
-    const child = spawn(process.execPath, [SHIM], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [SHIM], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
     const shim = new Shim(child);
     shim.send({
       t: 'hello',
-      v: options.version || 1,
+      v: options.version || 2,
       widget: options.widget || path.basename(path.dirname(backend)),
       backend,
       modules_dir: MODULES_DIR,
       allowed_modules: options.allowedModules || ['lodash', 'body', 'elkjs'],
       allowed_builtins: options.allowedBuiltins || [],
+      lanes: 1,
     });
     const hello = await shim.waitFor((f) => f.t === 'hello');
     return [shim, hello];
   }
 
-  _onFrame(frame) {
+  _onFrame(frame, channel) {
+    const expected = CONTROL_FRAMES.has(frame.t) ? 'control' : 'lane';
+    if (channel !== expected) throw new Error(`${frame.t} frame arrived on the ${channel} channel, not the ${expected}`);
     this.frames.push(frame);
     if (frame.t === 'log') this.logs.push(frame);
     this.waiters = this.waiters.filter((w) => {
@@ -88,7 +102,8 @@ class Shim {
   }
 
   send(frame) {
-    this.child.stdin.write(`${JSON.stringify(frame)}\n`);
+    const channel = CONTROL_FRAMES.has(frame.t) ? this.child.stdin : this.lane;
+    channel.write(`${JSON.stringify(frame)}\n`);
   }
 
   // Resolves with the first frame (already received or future) that matches.

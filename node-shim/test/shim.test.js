@@ -19,6 +19,12 @@ before(async () => {
 after(() => shim.stop());
 
 const logsSince = (from) => shim.frames.slice(from).filter((f) => f.t === 'log');
+// Logs travel on the control channel and responses on a lane, in no order between them:
+// wait for the last log a test expects before reading them.
+async function logsUntil(from, lastMsg) {
+  await shim.waitFor((f) => f.t === 'log' && f.msg === lastMsg, 5000, from);
+  return logsSince(from);
+}
 const text = (res) => res.body.toString();
 
 test('the same (name, method) registered twice: listed once, last one wins', async () => {
@@ -30,7 +36,7 @@ test('the same (name, method) registered twice: listed once, last one wins', asy
 test('console and raw stdout/stderr writes become log frames', async () => {
   const from = shim.frames.length;
   assert.strictEqual(text(await shim.request({ url: '/console/wb/console' })), 'logged');
-  const logs = logsSince(from).map(({ level, category, msg }) => [level, category, msg]);
+  const logs = (await logsUntil(from, 'raw stderr')).map(({ level, category, msg }) => [level, category, msg]);
   const c = 'WidgetBackend-console';
   assert.deepStrictEqual(logs, [
     ['info', c, 'plain log { a: 1 }'],
@@ -46,11 +52,28 @@ test('console and raw stdout/stderr writes become log frames', async () => {
 test('helper.Logger categories and levels', async () => {
   const from = shim.frames.length;
   await shim.request({ url: '/console/wb/logger' });
-  assert.deepStrictEqual(logsSince(from).map(({ level, category, msg }) => [level, category, msg]), [
+  assert.deepStrictEqual((await logsUntil(from, 's')).map(({ level, category, msg }) => [level, category, msg]), [
     ['info', 'WidgetBackend-cat', 'value 42'],
     ['warn', 'WidgetBackend', 'plain words'],
     ['silly', 'WidgetBackend-x', 's'],
   ]);
+});
+
+test('a log message is cut at 64 KiB characters', async () => {
+  const from = shim.frames.length;
+  assert.strictEqual(text(await shim.request({ url: '/console/wb/huge-log' })), 'logged');
+  const log = await shim.waitFor((f) => f.t === 'log' && f.category === 'WidgetBackend-big', 5000, from);
+  assert.strictEqual(log.msg, `${'y'.repeat(65536)}... (${100000 - 65536} more characters)`);
+});
+
+test('a helper call too large for one frame is rejected to the widget, not sent', async () => {
+  const from = shim.frames.length;
+  const res = await shim.request({ url: '/console/wb/huge-call' });
+  assert.strictEqual(res.status, 413);
+  const error = JSON.parse(text(res));
+  assert.strictEqual(error.name, 'RangeError');
+  assert.match(error.message, /^a "call" frame of \d+ bytes exceeds the protocol's limit of 4194304 bytes$/);
+  assert.ok(!shim.frames.slice(from).some((f) => f.t === 'call'), 'no call frame went out');
 });
 
 test('sending twice is logged, not a crash', async () => {
@@ -79,7 +102,8 @@ test('an error after the headers went out ends the response and is logged', asyn
   const res = await shim.request({ url: '/console/wb/late-error' });
   assert.strictEqual(res.status, 200);
   assert.strictEqual(text(res), 'partial');
-  assert.ok(logsSince(from).some((l) => l.level === 'error' && l.msg.includes('after headers')));
+  // Logs travel on the control channel, the response on its lane: either may come first.
+  await shim.waitFor((f) => f.t === 'log' && f.level === 'error' && f.msg.includes('after headers'), 5000, from);
 });
 
 test('an invalid err.status falls back to finalhandler\'s 500 page', async () => {
@@ -239,5 +263,12 @@ test('an unknown frame type is a protocol fault', async () => {
   const [faulty] = await Shim.start(BACKEND, { allowedBuiltins: ['stream'] });
   faulty.send({ t: 'bogus' });
   assert.strictEqual(await faulty.exited, 1);
-  assert.ok(faulty.logs.some((l) => l.msg.includes('unknown frame type "bogus"')));
+  assert.ok(faulty.logs.some((l) => l.msg.includes('unknown lane frame type "bogus"')));
+});
+
+test('a request frame on the control channel is a protocol fault', async () => {
+  const [faulty] = await Shim.start(BACKEND, { allowedBuiltins: ['stream'] });
+  faulty.child.stdin.write(`${JSON.stringify({ t: 'req', id: 1, method: 'GET', ...routeOf('/console/wb/status'), headers: [] })}\n`);
+  assert.strictEqual(await faulty.exited, 1);
+  assert.ok(faulty.logs.some((l) => l.msg.includes('unknown control frame type "req"')));
 });

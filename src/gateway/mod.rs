@@ -93,6 +93,7 @@ impl PeerSocket {
 /// Binds the listening socket and builds the server (not yet running).
 pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec<SocketAddr>)> {
     let grace = state.config.server.shutdown_grace;
+    let threads = state.config.server.threads;
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -110,6 +111,7 @@ pub fn bind(state: AppState, listen: SocketAddr) -> std::io::Result<(Server, Vec
             extensions.insert(PeerSocket(std::os::fd::AsRawFd::as_raw_fd(tcp)));
         }
     })
+    .workers(threads)
     .shutdown_timeout(grace.as_secs().max(1))
     .bind(listen)?;
     let addrs = server.addrs();

@@ -47,6 +47,7 @@ impl Exchange {
     {
         let (too_large_tx, too_large_rx) = oneshot::channel();
         let conn = self.conn.clone();
+        let lane = self.channels.lane.clone();
         let id = self.channels.id;
         let credit = self.channels.request_credit.clone();
         actix_web::rt::spawn(async move {
@@ -67,11 +68,11 @@ impl Exchange {
                     // A closed credit means the request is over: stop reading the client.
                     let Ok(permit) = credit.clone().acquire_many_owned(piece.len() as u32).await else { return };
                     permit.forget();
-                    conn.send(&ToShim::Body { id, data: BodyData::encode(&piece) });
+                    lane.send(&ToShim::Body { id, data: BodyData::encode(&piece) }.encode());
                 }
             }
             if !credit.is_closed() {
-                conn.send(&ToShim::End { id });
+                lane.send(&ToShim::End { id }.encode());
             }
         });
         too_large_rx
@@ -120,7 +121,7 @@ impl Stream for ResponseBody {
             Poll::Ready(Some(Ok(bytes))) => {
                 let id = exchange.channels.id;
                 exchange.channels.response_outstanding.fetch_sub(bytes.len(), Ordering::AcqRel);
-                exchange.conn.send(&ToShim::Ack { id, bytes: bytes.len() });
+                exchange.channels.lane.send(&ToShim::Ack { id, bytes: bytes.len() }.encode());
                 Poll::Ready(Some(Ok(bytes)))
             }
             Poll::Ready(Some(Err(gone))) => {

@@ -8,7 +8,8 @@
 //! happens to one widget's child touches only that widget's requests.
 
 mod exchange;
-mod stdin_writer;
+mod frame_writer;
+mod lane;
 mod worker;
 
 use std::collections::BTreeMap;

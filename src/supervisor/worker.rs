@@ -1,14 +1,18 @@
 //! One running Node child: its process, the handshake, and the connection that
-//! multiplexes requests over its stdin/stdout.
+//! multiplexes requests over its lanes.
 //!
-//! The connection ([`WorkerConn`]) is shared by every HTTP worker thread that sends it a
-//! request; it holds the writer side and the table of requests in flight. The frames the
-//! child writes are read by one task ([`WorkerConn::read_frames`]) that routes each one
-//! to the request it names. Anything the child does wrong — a malformed line, an unknown
-//! frame, more body than its flow-control window allows — ends that task with a fault,
-//! and the supervisor kills and restarts the child: a worker is trusted with nothing.
+//! The connection ([`WorkerConn`]) is shared by every HTTP thread that sends it a
+//! request; it holds the writers and the table of requests in flight. Each HTTP thread
+//! sends its requests on its own lane and reads their responses there, in a task on that
+//! thread ([`WorkerConn::read_lane`]); stdin/stdout carry the control frames (handshake,
+//! heartbeats, logs, helper calls), read by one task on the supervisor's thread
+//! ([`WorkerConn::read_control`]). Anything the child does wrong — a malformed line, an
+//! unknown or misplaced frame, more body than its flow-control window allows — is a
+//! fault: the child is killed and the supervisor restarts it. A worker is trusted with
+//! nothing.
 
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -20,10 +24,12 @@ use futures_util::StreamExt;
 use slog::{debug, error, info, o, warn, Logger};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::io::AsyncRead;
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use super::stdin_writer::StdinWriter;
+use super::frame_writer::FrameWriter;
+use super::lane::{self, Lane};
 use crate::config::Config;
 use crate::helpers::Helpers;
 use crate::protocol::{
@@ -64,6 +70,8 @@ impl std::error::Error for WorkerGone {}
 
 /// The gateway's side of one request in flight, as the reader task sees it.
 struct Inflight {
+    /// The lane the request travels on; its cancel must follow it there.
+    lane: Arc<FrameWriter>,
     head: Option<oneshot::Sender<Result<ResponseHead, WorkerGone>>>,
     body: mpsc::UnboundedSender<Result<Bytes, WorkerGone>>,
     request_credit: Arc<Semaphore>,
@@ -73,6 +81,8 @@ struct Inflight {
 /// The receiving ends handed to the gateway when a request starts.
 pub struct RequestChannels {
     pub id: u64,
+    /// Where the request's further frames (body, acks) go.
+    pub lane: Arc<FrameWriter>,
     pub head: oneshot::Receiver<Result<ResponseHead, WorkerGone>>,
     pub body: mpsc::UnboundedReceiver<Result<Bytes, WorkerGone>>,
     pub request_credit: Arc<Semaphore>,
@@ -82,7 +92,14 @@ pub struct RequestChannels {
 /// A live connection to one widget child.
 pub struct WorkerConn {
     pub pid: u32,
-    writer: Arc<StdinWriter>,
+    control: Arc<FrameWriter>,
+    lanes: Vec<Lane>,
+    /// Lane readers still running; the child's end is reported once they have read
+    /// everything it wrote.
+    lanes_reading: AtomicUsize,
+    lane_ended: Notify,
+    /// The first protocol fault a lane reader found (it then killed the child).
+    fault: Mutex<Option<ProtocolError>>,
     inflight: Mutex<HashMap<u64, Inflight>>,
     next_id: AtomicU64,
     closed: AtomicBool,
@@ -94,21 +111,27 @@ pub struct WorkerConn {
 }
 
 impl Drop for WorkerConn {
-    /// The last handle on this worker is gone: its stdin closes once the queue is written.
+    /// The last handle on this worker is gone: its stdin and lanes close once their
+    /// queues are written.
     fn drop(&mut self) {
-        self.writer.close();
+        self.control.close();
+        for lane in &self.lanes {
+            lane.close();
+        }
     }
 }
 
 impl WorkerConn {
+    /// Sends a control frame. A send is lost only once the child is gone; the reader
+    /// notices the same and fails every request, so there is nothing to do here.
     pub fn send(&self, frame: &ToShim) {
-        // A send is lost only once the child is gone; the reader notices the same and
-        // fails every request, so there is nothing to do here.
-        self.writer.send(&frame.encode());
+        self.control.send(&frame.encode());
     }
 
-    /// Registers a request and sends its `req` frame. `None` when the worker is closing.
-    pub fn start(&self, mut head: RequestHead) -> Option<RequestChannels> {
+    /// Registers a request and sends its `req` frame on the calling thread's lane.
+    /// `None` when the worker is closing.
+    pub fn start(self: &Arc<Self>, mut head: RequestHead) -> Option<RequestChannels> {
+        let lane = self.open_lane()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         head.id = id;
         head.window = RESPONSE_WINDOW;
@@ -124,6 +147,7 @@ impl WorkerConn {
             inflight.insert(
                 id,
                 Inflight {
+                    lane: lane.clone(),
                     head: Some(head_tx),
                     body: body_tx,
                     request_credit: request_credit.clone(),
@@ -131,15 +155,42 @@ impl WorkerConn {
                 },
             );
         }
-        self.send(&ToShim::Req(head));
-        Some(RequestChannels { id, head: head_rx, body: body_rx, request_credit, response_outstanding })
+        lane.send(&ToShim::Req(head).encode());
+        Some(RequestChannels { id, lane, head: head_rx, body: body_rx, request_credit, response_outstanding })
+    }
+
+    /// The calling thread's lane, opened (and its reader started on this thread) on
+    /// first use. `None` when it cannot be opened; the worker is then treated as broken.
+    fn open_lane(self: &Arc<Self>) -> Option<Arc<FrameWriter>> {
+        let lane = &self.lanes[lane::for_this_thread(self.lanes.len())];
+        match lane.open() {
+            Ok(lane::Opened { writer, reader }) => {
+                if let Some(reader) = reader {
+                    self.lanes_reading.fetch_add(1, Ordering::AcqRel);
+                    actix_web::rt::spawn(self.clone().read_lane(reader));
+                }
+                Some(writer)
+            }
+            Err(e) => {
+                self.fail(ProtocolError(format!("cannot open a lane to the worker: {e}")));
+                None
+            }
+        }
     }
 
     /// Gives up on a request: forgets it and tells the shim, unless it already finished.
     pub fn cancel(&self, id: u64, reason: CancelReason) {
-        if self.take(id).is_some() {
-            self.send(&ToShim::Cancel { id, reason });
+        if let Some(entry) = self.take(id) {
+            entry.lane.send(&ToShim::Cancel { id, reason }.encode());
         }
+    }
+
+    /// Records `fault` and kills the child; the supervisor reports it and restarts.
+    fn fail(&self, fault: ProtocolError) {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(fault);
+        // The child is not reaped before the supervisor has seen it exit, so this pid
+        // cannot have been reused by another process.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
 
     pub fn inflight_count(&self) -> usize {
@@ -180,8 +231,9 @@ impl WorkerConn {
         }
     }
 
-    /// Reads the child's frames until it closes stdout or breaks the protocol.
-    async fn read_frames(
+    /// Reads the control frames on the child's stdout until it closes it or breaks the
+    /// protocol.
+    async fn read_control(
         self: Arc<Self>,
         mut lines: FramedRead<ChildStdout, LinesCodec>,
         helpers: Rc<Helpers>,
@@ -189,20 +241,41 @@ impl WorkerConn {
     ) -> Result<(), ProtocolError> {
         while let Some(line) = lines.next().await {
             let line = line.map_err(|e| ProtocolError(format!("unreadable output: {e}")))?;
-            let frame = FromShim::decode(&line)?;
-            self.handle(frame, &helpers, &log)?;
+            self.handle_control(FromShim::decode(&line)?, &helpers, &log)?;
         }
         Ok(())
     }
 
-    fn handle(self: &Arc<Self>, frame: FromShim, helpers: &Rc<Helpers>, log: &Logger) -> Result<(), ProtocolError> {
-        // Frames for a request that already ended or was cancelled are normal (the shim
-        // may have answered while the cancel was on its way); frames for an id the gateway
-        // never issued are not.
-        if let FromShim::Head { id, .. } | FromShim::Chunk { id, .. } | FromShim::End { id, .. } | FromShim::Ack { id, .. } | FromShim::Call { id, .. } = &frame {
-            if *id >= self.next_id.load(Ordering::Relaxed) {
-                return Err(ProtocolError(format!("frame for request {id}, which was never sent")));
+    /// Reads the response frames on one lane until the child closes it; a fault kills
+    /// the child.
+    async fn read_lane(self: Arc<Self>, lane: impl AsyncRead + Unpin) {
+        let mut lines = FramedRead::new(lane, LinesCodec::new_with_max_length(MAX_LINE));
+        while let Some(line) = lines.next().await {
+            let handled = line
+                .map_err(|e| ProtocolError(format!("unreadable output on a lane: {e}")))
+                .and_then(|line| self.handle_response(FromShim::decode(&line)?));
+            if let Err(fault) = handled {
+                self.fail(fault);
+                break;
             }
+        }
+        self.lanes_reading.fetch_sub(1, Ordering::AcqRel);
+        self.lane_ended.notify_waiters();
+    }
+
+    /// Frames for a request that already ended or was cancelled are normal (the shim may
+    /// have answered while the cancel was on its way); frames for an id the gateway never
+    /// issued are not.
+    fn check_issued(&self, id: u64) -> Result<(), ProtocolError> {
+        if id >= self.next_id.load(Ordering::Relaxed) {
+            return Err(ProtocolError(format!("frame for request {id}, which was never sent")));
+        }
+        Ok(())
+    }
+
+    fn handle_response(&self, frame: FromShim) -> Result<(), ProtocolError> {
+        if let FromShim::Head { id, .. } | FromShim::Chunk { id, .. } | FromShim::End { id, .. } | FromShim::Ack { id, .. } = &frame {
+            self.check_issued(*id)?;
         }
         match frame {
             FromShim::Head { id, status, headers, text, b64, end } => {
@@ -257,7 +330,15 @@ impl WorkerConn {
                     entry.request_credit.add_permits(bytes);
                 }
             }
+            other => return Err(ProtocolError(format!("{} frame on a lane", other.kind()))),
+        }
+        Ok(())
+    }
+
+    fn handle_control(self: &Arc<Self>, frame: FromShim, helpers: &Rc<Helpers>, log: &Logger) -> Result<(), ProtocolError> {
+        match frame {
             FromShim::Call { cid, id, helper, function, args } => {
+                self.check_issued(id)?;
                 if self.calls_inflight.fetch_add(1, Ordering::AcqRel) >= MAX_CALLS {
                     return Err(ProtocolError(format!("more than {MAX_CALLS} helper calls at once")));
                 }
@@ -285,8 +366,24 @@ impl WorkerConn {
                 self.last_pong.store(seq, Ordering::Relaxed);
             }
             FromShim::Hello { .. } => return Err(ProtocolError("unexpected second hello".into())),
+            other => return Err(ProtocolError(format!("{} frame on the control channel", other.kind()))),
         }
         Ok(())
+    }
+
+    /// Waits (up to `limit`) until every lane reader has read what the child wrote before
+    /// it exited, so that no finished response is failed with the worker.
+    async fn lanes_drained(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let ended = self.lane_ended.notified();
+                if self.lanes_reading.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                ended.await;
+            }
+        })
+        .await;
     }
 
     fn charge_window(&self, entry: &Inflight, id: u64, len: usize) -> Result<(), ProtocolError> {
@@ -319,7 +416,8 @@ pub struct Running {
     pub started: std::time::Instant,
 }
 
-/// Starts the child with `command`, performs the handshake and starts its reader.
+/// Starts the child with `command` and its lanes, performs the handshake and starts the
+/// control reader (lane readers start with the first request on each lane).
 pub async fn start(
     config: &Config,
     mut command: tokio::process::Command,
@@ -328,9 +426,17 @@ pub async fn start(
     helpers: Rc<Helpers>,
     log: &Logger,
 ) -> Result<Running, StartError> {
+    let lanes = lane::Pending::new(config.server.threads)
+        .map_err(|e| StartError::Spawn(format!("cannot create the worker's lanes: {e}")))?;
+    let child_fds = lanes.child_fds();
+    // SAFETY: place_in_child only makes system calls (dup2) on descriptors opened above.
+    unsafe {
+        command.pre_exec(move || lane::place_in_child(&child_fds));
+    }
     let mut child = command
         .spawn()
         .map_err(|e| StartError::Spawn(format!("cannot start `{}`: {e}", config.workers.node.display())))?;
+    let lanes = lanes.spawned();
     let pid = child.id().unwrap_or(0);
     let log = log.new(o!("pid" => pid));
     let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -346,8 +452,11 @@ pub async fn start(
         }
     });
 
-    let (writer, drain) =
-        StdinWriter::new(stdin).map_err(|e| StartError::Spawn(format!("cannot set up the worker's stdin: {e}")))?;
+    let (control, drain) = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|pipe| FrameWriter::new(pipe, stdin))
+        .map_err(|e| StartError::Spawn(format!("cannot set up the worker's stdin: {e}")))?;
     actix_web::rt::spawn(drain);
     let hello = ToShim::Hello {
         v: PROTOCOL_VERSION,
@@ -356,8 +465,9 @@ pub async fn start(
         modules_dir: config.modules_dir().display().to_string(),
         allowed_modules: config.widgets.allowed_modules.clone(),
         allowed_builtins: config.widgets.allowed_builtins.clone(),
+        lanes: lanes.len(),
     };
-    writer.send(&hello.encode());
+    control.send(&hello.encode());
 
     let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
     let first = tokio::time::timeout(config.workers.startup_timeout, lines.next()).await;
@@ -397,7 +507,11 @@ pub async fn start(
 
     let conn = Arc::new(WorkerConn {
         pid,
-        writer,
+        control,
+        lanes,
+        lanes_reading: AtomicUsize::new(0),
+        lane_ended: Notify::new(),
+        fault: Mutex::new(None),
         inflight: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         closed: AtomicBool::new(false),
@@ -406,7 +520,7 @@ pub async fn start(
         last_pong: AtomicU64::new(0),
         calls_inflight: AtomicUsize::new(0),
     });
-    let reader = actix_web::rt::spawn(conn.clone().read_frames(lines, helpers, log));
+    let reader = actix_web::rt::spawn(conn.clone().read_control(lines, helpers, log));
     Ok(Running { conn, endpoints, child, reader, pings_sent: 0, started: std::time::Instant::now() })
 }
 
@@ -431,10 +545,12 @@ impl Running {
                 // The child's exit shows up as the end of its output, after every frame it
                 // wrote before dying has been delivered.
                 result = &mut self.reader => {
-                    let fault = match result {
-                        Ok(Ok(())) => None,
-                        Ok(Err(fault)) => Some(format!("protocol fault: {fault}")),
-                        Err(e) => Some(format!("reader failed: {e}")),
+                    self.conn.lanes_drained(Duration::from_secs(1)).await;
+                    let lane_fault = self.conn.fault.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    let fault = match (lane_fault, result) {
+                        (Some(fault), _) | (None, Ok(Err(fault))) => Some(format!("protocol fault: {fault}")),
+                        (None, Ok(Ok(()))) => None,
+                        (None, Err(e)) => Some(format!("reader failed: {e}")),
                     };
                     let status = match fault {
                         Some(_) => None,

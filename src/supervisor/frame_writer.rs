@@ -1,24 +1,25 @@
-//! Writes frames to a worker's stdin from whichever thread produces them.
+//! Writes frames to a worker (its stdin, or one of its lanes) from whichever thread
+//! produces them.
 //!
-//! A request's frames are produced on the HTTP thread that serves it. Handing each one to
-//! a writer task on another thread costs a thread wake-up per request, a large part of a
-//! small request's cost in the gateway and of its latency. So [`StdinWriter::send`] writes
-//! straight into the non-blocking pipe when nothing is queued ahead, and leaves only what
-//! the pipe cannot take at once to the drain task, which waits for the child to read.
-//! Frames keep their order: nothing is written directly while older bytes wait.
+//! Frames are produced on the threads that serve requests and run heartbeats. Handing
+//! each one to a writer task on another thread costs a thread wake-up per frame, a large
+//! part of a small request's cost in the gateway and of its latency. So
+//! [`FrameWriter::send`] writes straight into the non-blocking pipe or socket when
+//! nothing is queued ahead, and leaves only what it cannot take at once to the drain
+//! task, which waits for the child to read. Frames keep their order: nothing is written
+//! directly while older bytes wait.
 
 use std::future::Future;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use tokio::io::AsyncWriteExt;
-use tokio::process::ChildStdin;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-pub struct StdinWriter {
+pub struct FrameWriter {
     /// A duplicate of the pipe's write end for direct writes. The pipe reaches EOF once
     /// both it and the drain task's copy are closed, i.e. when the writer is dropped.
     pipe: OwnedFd,
@@ -37,14 +38,17 @@ struct Queue {
     broken: bool,
 }
 
-impl StdinWriter {
-    /// The writer, and the drain task to spawn on the runtime that owns `stdin`.
-    pub fn new(stdin: ChildStdin) -> std::io::Result<(Arc<Self>, impl Future<Output = ()>)> {
-        let pipe = stdin.as_fd().try_clone_to_owned()?;
+impl FrameWriter {
+    /// The writer, and the drain task to spawn on the runtime that owns `sink`; `pipe` is
+    /// a duplicate of `sink`'s file descriptor, for the direct writes.
+    pub fn new<W>(pipe: OwnedFd, sink: W) -> std::io::Result<(Arc<Self>, impl Future<Output = ()> + use<W>)>
+    where
+        W: AsyncWrite + Unpin,
+    {
         let flags = OFlag::from_bits_truncate(fcntl(pipe.as_raw_fd(), FcntlArg::F_GETFL)?);
         fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-        let writer = Arc::new(StdinWriter { pipe, queue: Mutex::default(), wake: Notify::new() });
-        Ok((writer.clone(), writer.drain(stdin)))
+        let writer = Arc::new(FrameWriter { pipe, queue: Mutex::default(), wake: Notify::new() });
+        Ok((writer.clone(), writer.drain(sink)))
     }
 
     /// Writes `frame` now if the pipe takes it, else queues it for the drain task.
@@ -78,7 +82,7 @@ impl StdinWriter {
         self.wake.notify_one();
     }
 
-    async fn drain(self: Arc<Self>, mut stdin: ChildStdin) {
+    async fn drain<W: AsyncWrite + Unpin>(self: Arc<Self>, mut sink: W) {
         loop {
             let batch = {
                 let mut queue = self.lock();
@@ -93,7 +97,7 @@ impl StdinWriter {
             };
             match batch {
                 Some(bytes) => {
-                    if stdin.write_all(&bytes).await.is_err() {
+                    if sink.write_all(&bytes).await.is_err() {
                         let mut queue = self.lock();
                         queue.broken = true;
                         queue.pending.clear();
@@ -113,6 +117,7 @@ impl StdinWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
     use std::process::Stdio;
     use tokio::io::AsyncReadExt;
 
@@ -126,7 +131,8 @@ mod tests {
             .stdout(Stdio::piped())
             .spawn()
             .expect("sh and cat are available");
-        let (writer, drain) = StdinWriter::new(child.stdin.take().unwrap()).unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (writer, drain) = FrameWriter::new(stdin.as_fd().try_clone_to_owned().unwrap(), stdin).unwrap();
         actix_web::rt::spawn(drain);
         let mut expected = Vec::new();
         for i in 0..20_000 {
