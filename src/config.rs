@@ -501,4 +501,17 @@ mod tests {
         let err = c.finish().unwrap_err().to_string();
         assert!(err.contains("server.context_path"), "{err}");
     }
+
+    #[test]
+    fn threads_default_to_one_per_cpu_and_are_bounded() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(Config::default().finish().unwrap().server.threads, cpus);
+        let mut c = Config::default();
+        c.server.threads = 3;
+        assert_eq!(c.finish().unwrap().server.threads, 3);
+        let mut c = Config::default();
+        c.server.threads = 257;
+        let err = c.finish().unwrap_err().to_string();
+        assert!(err.contains("server.threads"), "{err}");
+    }
 }
