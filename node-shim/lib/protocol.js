@@ -18,9 +18,12 @@ const MAX_FRAME_BODY = 64 * 1024;
 // base64'd it stays under the 4 MiB line limit.
 const MAX_WHOLE_BODY = 512 * 1024;
 
-// Valid UTF-8 travels as readable (and cheaper) JSON text; anything else as base64.
-function encodeBody(buf) {
-  return isUtf8(buf) ? { text: buf.toString('utf8') } : { b64: buf.toString('base64') };
+// Puts body bytes on `frame`: valid UTF-8 travels as readable (and cheaper) JSON text,
+// anything else as base64.
+function putBody(frame, buf) {
+  if (isUtf8(buf)) frame.text = buf.toString('utf8');
+  else frame.b64 = buf.toString('base64');
+  return frame;
 }
 
 function decodeBody(frame) {
@@ -107,7 +110,7 @@ module.exports = {
   MAX_LINE,
   MAX_FRAME_BODY,
   MAX_WHOLE_BODY,
-  encodeBody,
+  putBody,
   decodeBody,
   createFrameWriter,
   createFrameReader,
