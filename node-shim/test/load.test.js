@@ -69,7 +69,8 @@ test('TypeScript backend with export default, import type and declare module', a
   const boom = await shim.request({ url: '/console/wb/boom' });
   assert.strictEqual(boom.status, 404);
   assert.strictEqual(boom.body.toString(), '{"message":"thrown on line 16"}');
-  const logged = shim.logs.find((l) => l.level === 'error' && l.msg.includes('thrown on line 16'));
+  // The log travels on the control channel, the response on its lane: it may come later.
+  const logged = await shim.waitFor((f) => f.t === 'log' && f.level === 'error' && f.msg.includes('thrown on line 16'));
   assert.match(logged.msg, new RegExp(`${fixture('ts-widget', 'backend.ts')}:16:`));
   await shim.stop();
 });
