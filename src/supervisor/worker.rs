@@ -22,9 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use slog::{debug, error, info, o, warn, Logger};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdout};
-use tokio::io::AsyncRead;
 use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
@@ -188,9 +187,11 @@ impl WorkerConn {
     /// Records `fault` and kills the child; the supervisor reports it and restarts.
     fn fail(&self, fault: ProtocolError) {
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(fault);
-        // The child is not reaped before the supervisor has seen it exit, so this pid
-        // cannot have been reused by another process.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), nix::sys::signal::Signal::SIGKILL);
+        // The supervisor reaps the child only after closing the connection, so while it
+        // is open this pid is still the child's and cannot name another process.
+        if self.pid != 0 && !self.closed.load(Ordering::Acquire) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
     }
 
     pub fn inflight_count(&self) -> usize {
@@ -426,7 +427,8 @@ pub async fn start(
     helpers: Rc<Helpers>,
     log: &Logger,
 ) -> Result<Running, StartError> {
-    let lanes = lane::Pending::new(config.server.threads)
+    // One per HTTP thread; at least one, should the config not have been finished.
+    let lanes = lane::Pending::new(config.server.threads.max(1))
         .map_err(|e| StartError::Spawn(format!("cannot create the worker's lanes: {e}")))?;
     let child_fds = lanes.child_fds();
     // SAFETY: place_in_child only makes system calls (dup2) on descriptors opened above.
