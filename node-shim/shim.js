@@ -3,9 +3,10 @@
 // control stream, so it is taken over before anything else can print; then it reads
 // control frames from stdin, does the handshake (loading the backend), opens the lanes
 // (fd 3 onwards, one per gateway HTTP thread) and routes each request frame arriving on
-// a lane to the request it belongs to, answering on the same lane. A widget bug ends that request, never this process, except
-// an exception thrown outside any handler (a timer, an event), which is the widget's
-// crash: it is reported and the worker exits for the gateway to restart it.
+// a lane to the request it belongs to, answering on the same lane. A widget bug ends
+// that request, never this process, except an exception thrown outside any handler (a
+// timer, an event), which is the widget's crash: it is reported and the worker exits for
+// the gateway to restart it.
 
 const net = require('net');
 const { createFrameWriter, createFrameReader, decodeBody, PROTOCOL_VERSION, FIRST_LANE_FD } = require('./lib/protocol');
@@ -87,7 +88,7 @@ function hello(frame) {
 }
 
 // A lane is a socket the gateway passed at `fd`; requests arrive on it and are answered
-// on it. Its end, like stdin's, means the gateway is gone.
+// on it. An error on it, like one on stdout, means the gateway is gone.
 function openLane(fd) {
   let socket;
   try {

@@ -68,4 +68,4 @@ function createLogging(send) {
   return { log, Logger, captureConsole, shimCategory: categoryName() };
 }
 
-module.exports = { createLogging, MAX_MESSAGE };
+module.exports = { createLogging };

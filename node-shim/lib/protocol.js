@@ -23,7 +23,6 @@ const MAX_WHOLE_BODY = 512 * 1024;
 function putBody(frame, buf) {
   if (isUtf8(buf)) frame.text = buf.toString('utf8');
   else frame.b64 = buf.toString('base64');
-  return frame;
 }
 
 function decodeBody(frame) {
@@ -107,7 +106,6 @@ function createFrameReader(onFrame, onFault) {
 module.exports = {
   PROTOCOL_VERSION,
   FIRST_LANE_FD,
-  MAX_LINE,
   MAX_FRAME_BODY,
   MAX_WHOLE_BODY,
   putBody,

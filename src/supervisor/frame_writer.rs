@@ -20,8 +20,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 pub struct FrameWriter {
-    /// A duplicate of the pipe's write end for direct writes. The pipe reaches EOF once
-    /// both it and the drain task's copy are closed, i.e. when the writer is dropped.
+    /// A duplicate of the write end for direct writes. The child sees EOF once the drain
+    /// task, which owns the original, has ended (after `close`) and the writer is dropped.
     pipe: OwnedFd,
     queue: Mutex<Queue>,
     wake: Notify,

@@ -71,7 +71,7 @@ impl Lane {
 /// The lanes of a child about to be spawned: the gateway's ends, and the child's ends to
 /// place at [`FIRST_LANE_FD`] onwards (see [`Pending::child_fds`]).
 pub struct Pending {
-    pub lanes: Vec<Lane>,
+    lanes: Vec<Lane>,
     child_ends: Vec<OwnedFd>,
 }
 
