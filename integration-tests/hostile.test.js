@@ -153,7 +153,7 @@ for (const [label, sandboxConfig] of [
     it('abusing the protocol gets the worker restarted, not the gateway hurt', async () => {
       const peakBefore = wbe.peakRss();
       const abuses = ['garbage', 'unknown-type', 'unknown-id', 'response-on-control', 'lane-garbage', 'lane-unknown-id',
-        'log-on-lane', 'endless-line', 'call-flood'];
+        'log-on-lane', 'oversized-payload', 'endless-line', 'call-flood'];
       for (const abuse of abuses) {
         const pid = await eventually(async () => {
           const r = await wbe.call('pid', { widget: 'protocol-abuser' });

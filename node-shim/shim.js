@@ -9,7 +9,7 @@
 // the gateway to restart it.
 
 const net = require('net');
-const { createFrameWriter, createFrameReader, decodeBody, PROTOCOL_VERSION, FIRST_LANE_FD } = require('./lib/protocol');
+const { createFrameWriter, createFrameReader, PROTOCOL_VERSION, FIRST_LANE_FD } = require('./lib/protocol');
 
 // Bound before captureConsole() replaces process.stdout.write; stdout on a pipe is a
 // synchronous write on Linux, so frames are out once this returns.
@@ -99,7 +99,7 @@ function openLane(fd) {
   }
   const laneWriter = createFrameWriter(socket.write.bind(socket));
   laneWriters.push(laneWriter);
-  socket.on('data', createFrameReader((frame) => onLaneFrame(frame, laneWriter), protocolFault));
+  socket.on('data', createFrameReader((frame, payload) => onLaneFrame(frame, payload, laneWriter), protocolFault));
   socket.on('error', () => process.exit(0));
 }
 
@@ -191,7 +191,7 @@ function onControlFrame(frame) {
   }
 }
 
-function onLaneFrame(frame, laneWriter) {
+function onLaneFrame(frame, payload, laneWriter) {
   // Frames for a request that already finished (or was cancelled) are expected
   // stragglers, e.g. body chunks in flight when the response ended.
   const ctx = requests.get(frame.id);
@@ -199,11 +199,9 @@ function onLaneFrame(frame, laneWriter) {
     case 'req':
       startRequest(frame, laneWriter);
       break;
-    case 'body': {
-      const chunk = decodeBody(frame);
-      if (ctx && chunk) ctx.req._pushBody(chunk);
+    case 'body':
+      if (ctx && payload.length > 0) ctx.req._pushBody(payload);
       break;
-    }
     case 'end':
       if (ctx) ctx.req._endBody();
       break;

@@ -10,54 +10,22 @@ use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio_util::codec::Decoder;
 
 /// Version of the protocol this gateway speaks; sent in `hello`, checked on the reply.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Longest line accepted from a child; it bounds what a misbehaving child can make the
-/// gateway buffer. The shim never needs more: a body chunk is at most 64 KiB and a whole
-/// response in a `head` at most 512 KiB (well under the limit even base64'd or
-/// JSON-escaped), it cuts long log messages, and it rejects a helper call whose
-/// arguments would not fit with an error to the widget.
+/// gateway buffer. The shim never needs more: it cuts long log messages, and it rejects a
+/// helper call whose arguments would not fit with an error to the widget.
 pub const MAX_LINE: usize = 4 * 1024 * 1024;
+
+/// Largest payload (raw body bytes after a frame's line) accepted from a child: a whole
+/// response in a `head`. Streamed chunks are smaller still (64 KiB).
+pub const MAX_PAYLOAD: usize = 512 * 1024;
 
 /// Largest body chunk sent in one frame, in decoded bytes.
 pub const MAX_CHUNK: usize = 64 * 1024;
-
-/// A body chunk as carried on the wire: UTF-8 text travels as a JSON string (cheap to
-/// produce and to read on both sides), anything else as base64.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct BodyData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub b64: Option<String>,
-}
-
-impl BodyData {
-    pub fn encode(bytes: &[u8]) -> BodyData {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => BodyData { text: Some(text.to_owned()), b64: None },
-            Err(_) => BodyData {
-                text: None,
-                b64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            },
-        }
-    }
-
-    /// The decoded bytes; `None` when the frame carries no body at all.
-    pub fn decode(self) -> Result<Option<Bytes>, ProtocolError> {
-        match (self.text, self.b64) {
-            (Some(text), None) => Ok(Some(Bytes::from(text))),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map(|v| Some(Bytes::from(v)))
-                .map_err(|e| ProtocolError(format!("invalid base64 body: {e}"))),
-            (None, None) => Ok(None),
-            (Some(_), Some(_)) => Err(ProtocolError("body has both `text` and `b64`".into())),
-        }
-    }
-}
 
 /// What the gateway tells the shim about one request (the `req` frame).
 #[derive(Debug, Clone, Serialize)]
@@ -135,10 +103,10 @@ pub enum ToShim {
         lanes: usize,
     },
     Req(RequestHead),
+    /// One chunk of the request body: its `len` bytes follow the line (see [`ToShim::encode_with_payload`]).
     Body {
         id: u64,
-        #[serde(flatten)]
-        data: BodyData,
+        len: usize,
     },
     End {
         id: u64,
@@ -169,6 +137,16 @@ impl ToShim {
         serde_json::to_writer(&mut buf, self).expect("frames always serialise");
         let mut buf = buf.into_inner();
         buf.put_u8(b'\n');
+        buf.freeze()
+    }
+
+    /// The frame's line followed by `payload`, the raw bytes its `len` announces.
+    pub fn encode_with_payload(&self, payload: &[u8]) -> Bytes {
+        let mut buf = BytesMut::with_capacity(64 + payload.len()).writer();
+        serde_json::to_writer(&mut buf, self).expect("frames always serialise");
+        let mut buf = buf.into_inner();
+        buf.put_u8(b'\n');
+        buf.put_slice(payload);
         buf.freeze()
     }
 }
@@ -214,23 +192,20 @@ pub enum FromShim {
         #[serde(default)]
         error: Option<LoadError>,
     },
+    /// `len`, when present, announces a body payload (possibly empty) after the line.
     Head {
         id: u64,
         status: u16,
         headers: Vec<(String, String)>,
         #[serde(default)]
-        text: Option<String>,
-        #[serde(default)]
-        b64: Option<String>,
+        len: Option<usize>,
         #[serde(default)]
         end: bool,
     },
+    /// Always carries a payload of `len` bytes.
     Chunk {
         id: u64,
-        #[serde(default)]
-        text: Option<String>,
-        #[serde(default)]
-        b64: Option<String>,
+        len: usize,
     },
     End {
         id: u64,
@@ -275,11 +250,20 @@ impl std::fmt::Display for ProtocolError {
 }
 
 impl FromShim {
-    pub fn decode(line: &str) -> Result<FromShim, ProtocolError> {
-        serde_json::from_str(line).map_err(|e| {
-            let shown: String = line.chars().take(120).collect();
+    pub fn decode(line: &[u8]) -> Result<FromShim, ProtocolError> {
+        serde_json::from_slice(line).map_err(|e| {
+            let shown: String = String::from_utf8_lossy(line).chars().take(120).collect();
             ProtocolError(format!("malformed frame ({e}): {shown}"))
         })
+    }
+
+    /// How many payload bytes follow this frame's line.
+    fn payload_len(&self) -> Option<usize> {
+        match self {
+            FromShim::Head { len, .. } => *len,
+            FromShim::Chunk { len, .. } => Some(*len),
+            _ => None,
+        }
     }
 
     /// The frame's `t`, for errors.
@@ -294,6 +278,58 @@ impl FromShim {
             FromShim::Log { .. } => "log",
             FromShim::Pong { .. } => "pong",
         }
+    }
+}
+
+/// Splits what a child writes into frames, each with the payload its line announces
+/// (empty when it announces none). A line longer than [`MAX_LINE`], a payload longer than
+/// [`MAX_PAYLOAD`] or a line that is not a frame is an error: the stream cannot be
+/// trusted past it.
+#[derive(Default)]
+pub struct FrameDecoder {
+    /// A decoded frame still waiting for this many payload bytes.
+    awaiting: Option<(FromShim, usize)>,
+    /// How far the buffer is known to hold no newline, so a long line is scanned once.
+    scanned: usize,
+}
+
+impl Decoder for FrameDecoder {
+    type Item = (FromShim, Bytes);
+    type Error = ProtocolError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtocolError> {
+        if self.awaiting.is_none() {
+            let Some(newline) = src[self.scanned..].iter().position(|&b| b == b'\n') else {
+                self.scanned = src.len();
+                if src.len() > MAX_LINE {
+                    return Err(ProtocolError(format!("line longer than {MAX_LINE} bytes")));
+                }
+                return Ok(None);
+            };
+            let line = src.split_to(self.scanned + newline + 1);
+            self.scanned = 0;
+            let frame = FromShim::decode(&line[..line.len() - 1])?;
+            match frame.payload_len() {
+                None => return Ok(Some((frame, Bytes::new()))),
+                Some(len) if len > MAX_PAYLOAD => {
+                    return Err(ProtocolError(format!("{} frame announces {len} payload bytes, more than {MAX_PAYLOAD}", frame.kind())));
+                }
+                Some(len) => self.awaiting = Some((frame, len)),
+            }
+        }
+        let Some((_, len)) = &self.awaiting else { return Ok(None) };
+        if src.len() < *len {
+            src.reserve(*len - src.len());
+            return Ok(None);
+        }
+        let payload = src.split_to(*len).freeze();
+        Ok(self.awaiting.take().map(|(frame, _)| (frame, payload)))
+    }
+}
+
+impl From<std::io::Error> for ProtocolError {
+    fn from(e: std::io::Error) -> Self {
+        ProtocolError(format!("unreadable output: {e}"))
     }
 }
 
@@ -345,27 +381,63 @@ mod tests {
 
     #[test]
     fn decodes_shim_frames() {
-        let f = FromShim::decode(r#"{"t":"head","id":1,"status":200,"headers":[["a","b"]],"text":"OK","end":true}"#).unwrap();
-        assert!(matches!(f, FromShim::Head { id: 1, status: 200, end: true, .. }));
-        let f = FromShim::decode(r#"{"t":"hello","v":1,"endpoints":[{"name":"STATUS","method":"GET"}]}"#).unwrap();
+        let f = FromShim::decode(br#"{"t":"head","id":1,"status":200,"headers":[["a","b"]],"len":2,"end":true}"#).unwrap();
+        assert!(matches!(f, FromShim::Head { id: 1, status: 200, len: Some(2), end: true, .. }));
+        let f = FromShim::decode(br#"{"t":"hello","v":1,"endpoints":[{"name":"STATUS","method":"GET"}]}"#).unwrap();
         assert!(matches!(f, FromShim::Hello { v: 1, endpoints: Some(_), error: None }));
     }
 
     #[test]
     fn rejects_unknown_types_and_garbage() {
-        assert!(FromShim::decode(r#"{"t":"launch","id":1}"#).is_err());
-        assert!(FromShim::decode("hello world").is_err());
-        assert!(FromShim::decode(r#"{"t":"end"}"#).is_err());
+        assert!(FromShim::decode(br#"{"t":"launch","id":1}"#).is_err());
+        assert!(FromShim::decode(b"hello world").is_err());
+        assert!(FromShim::decode(br#"{"t":"end"}"#).is_err());
+        assert!(FromShim::decode(br#"{"t":"chunk","id":1}"#).is_err(), "a chunk must announce its payload");
+    }
+
+    /// Decodes `wire` fed to the decoder in pieces of `step` bytes.
+    fn decode_all(wire: &[u8], step: usize) -> Result<Vec<(FromShim, Bytes)>, ProtocolError> {
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for piece in wire.chunks(step) {
+            buf.extend_from_slice(piece);
+            while let Some(frame) = decoder.decode(&mut buf)? {
+                frames.push(frame);
+            }
+        }
+        if !buf.is_empty() {
+            return Err(ProtocolError(format!("{} bytes left over", buf.len())));
+        }
+        Ok(frames)
     }
 
     #[test]
-    fn body_data_round_trips_text_and_binary() {
-        let text = BodyData::encode(b"hello \xc3\xa9");
-        assert!(text.text.is_some());
-        assert_eq!(text.decode().unwrap().unwrap(), Bytes::from_static(b"hello \xc3\xa9"));
-        let bin = BodyData::encode(&[0xff, 0x00, 0xfe]);
-        assert!(bin.b64.is_some());
-        assert_eq!(bin.decode().unwrap().unwrap(), Bytes::from_static(&[0xff, 0x00, 0xfe]));
+    fn payloads_follow_their_line_whatever_bytes_they_hold() {
+        let mut wire = br#"{"t":"head","id":1,"status":200,"headers":[],"len":3}"#.to_vec();
+        wire.extend_from_slice(b"\n\n\xff\n");
+        wire.extend_from_slice(b"{\"t\":\"chunk\",\"id\":1,\"len\":0}\n{\"t\":\"end\",\"id\":1}\n");
+        for step in [1, 2, 7, wire.len()] {
+            let frames = decode_all(&wire, step).unwrap();
+            let kinds: Vec<&str> = frames.iter().map(|(f, _)| f.kind()).collect();
+            assert_eq!(kinds, ["head", "chunk", "end"]);
+            assert_eq!(frames[0].1, Bytes::from_static(b"\n\xff\n"));
+            assert!(frames[1].1.is_empty() && frames[2].1.is_empty());
+        }
+    }
+
+    #[test]
+    fn refuses_oversized_lines_and_payloads() {
+        let long = vec![b'x'; MAX_LINE + 1];
+        assert!(decode_all(&long, 64 * 1024).is_err());
+        let announced = format!("{{\"t\":\"chunk\",\"id\":1,\"len\":{}}}\n", MAX_PAYLOAD + 1);
+        assert!(decode_all(announced.as_bytes(), 8).is_err());
+    }
+
+    #[test]
+    fn body_frames_carry_raw_bytes() {
+        let wire = ToShim::Body { id: 4, len: 3 }.encode_with_payload(&[0xff, b'\n', 0]);
+        assert_eq!(&wire[..], b"{\"t\":\"body\",\"id\":4,\"len\":3}\n\xff\n\0");
     }
 
     #[test]
@@ -379,20 +451,23 @@ mod tests {
         // The decoder sees whatever a (possibly hostile) child writes: it must return an
         // error, never panic, for any input.
         #[test]
-        fn decoder_never_panics(line in ".{0,300}") {
-            let _ = FromShim::decode(&line);
+        fn decoder_never_panics(wire in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_all(&wire, 5);
         }
 
         #[test]
         fn decoder_never_panics_on_near_frames(id in any::<i64>(), t in "(head|chunk|end|ack|call|log|pong|hello)", junk in "[ -~]{0,40}") {
-            let line = format!(r#"{{"t":"{t}","id":{id},"x":"{junk}"}}"#);
-            let _ = FromShim::decode(&line);
+            let line = format!(r#"{{"t":"{t}","id":{id},"len":{id},"x":"{junk}"}}"#);
+            let _ = FromShim::decode(line.as_bytes());
         }
 
         #[test]
-        fn body_data_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let decoded = BodyData::encode(&bytes).decode().unwrap().unwrap();
-            prop_assert_eq!(decoded.as_ref(), &bytes[..]);
+        fn payloads_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..512), step in 1usize..64) {
+            let mut wire = format!("{{\"t\":\"chunk\",\"id\":1,\"len\":{}}}\n", bytes.len()).into_bytes();
+            wire.extend_from_slice(&bytes);
+            let frames = decode_all(&wire, step).unwrap();
+            prop_assert_eq!(frames.len(), 1);
+            prop_assert_eq!(frames[0].1.as_ref(), &bytes[..]);
         }
     }
 }

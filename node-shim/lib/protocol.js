@@ -1,35 +1,19 @@
 'use strict';
 // Owns the wire format of docs/PROTOCOL.md: one JSON object per '\n'-terminated line in
-// both directions, and the text/b64 encoding of body bytes. Nothing here knows what a
-// frame means; shim.js dispatches them.
+// both directions, a frame that carries body bytes followed by them raw (its `len` says
+// how many). Nothing here knows what a frame means; shim.js dispatches them.
 
-const { isUtf8 } = require('buffer');
-
-const PROTOCOL_VERSION = 2;
+const PROTOCOL_VERSION = 3;
 // The gateway passes the lanes (one socket per HTTP thread) at fd 3, 4, ...
 const FIRST_LANE_FD = 3;
 // The gateway's limit on one line (src/protocol.rs MAX_LINE): a longer one is a fault.
 const MAX_LINE = 4 * 1024 * 1024;
-// Largest body slice carried by one frame (decoded bytes); keeps every line far below
-// the line limit even when base64- or JSON-escaping inflates it.
+// Largest body slice carried by one streamed frame (`chunk` out, `body` in).
 const MAX_FRAME_BODY = 64 * 1024;
 // A response complete at its first frame (res.send and friends) travels whole in the
-// `head` frame, outside the window, up to this size: even JSON-escaped at worst (6x) or
-// base64'd it stays under the 4 MiB line limit.
+// `head` frame, outside the window, up to this size: the gateway's payload limit
+// (src/protocol.rs MAX_PAYLOAD).
 const MAX_WHOLE_BODY = 512 * 1024;
-
-// Puts body bytes on `frame`: valid UTF-8 travels as readable (and cheaper) JSON text,
-// anything else as base64.
-function putBody(frame, buf) {
-  if (isUtf8(buf)) frame.text = buf.toString('utf8');
-  else frame.b64 = buf.toString('base64');
-}
-
-function decodeBody(frame) {
-  if (typeof frame.text === 'string') return Buffer.from(frame.text, 'utf8');
-  if (typeof frame.b64 === 'string') return Buffer.from(frame.b64, 'base64');
-  return null;
-}
 
 // Frames produced in one turn of the event loop go out in a single write: a write to
 // stdout's pipe is a synchronous syscall on Linux and one to a lane a libuv write
@@ -37,24 +21,42 @@ function decodeBody(frame) {
 // send() serialises immediately so that an unserialisable frame throws at the caller.
 function createFrameWriter(write) {
   let queue = [];
+  let queuedPayloads = false;
   let scheduled = false;
 
   function flush() {
     scheduled = false;
     if (queue.length === 0) return;
-    const data = queue.join('');
+    const parts = queue;
     queue = [];
-    write(data);
+    if (!queuedPayloads) {
+      write(parts.join(''));
+      return;
+    }
+    queuedPayloads = false;
+    let size = 0;
+    for (const part of parts) size += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
+    const out = Buffer.allocUnsafe(size);
+    let offset = 0;
+    for (const part of parts) offset += typeof part === 'string' ? out.write(part, offset) : part.copy(out, offset);
+    write(out);
   }
 
-  // Throws, sending nothing, for a frame the gateway would refuse as too long (a UTF-8
-  // character is at most 3 bytes per UTF-16 unit, so most lines need no byte count).
-  function send(frame) {
+  // Queues `frame`, followed by the raw bytes of `payload` (a Buffer) if given: its
+  // `len` announces them. Throws, sending nothing, for a line the gateway would refuse
+  // as too long (a UTF-8 character is at most 3 bytes per UTF-16 unit, so most lines
+  // need no byte count).
+  function send(frame, payload) {
+    if (payload !== undefined) frame.len = payload.length;
     const line = JSON.stringify(frame) + '\n';
     if (line.length * 3 > MAX_LINE && Buffer.byteLength(line) > MAX_LINE) {
       throw new RangeError(`a "${frame.t}" frame of ${Buffer.byteLength(line)} bytes exceeds the protocol's limit of ${MAX_LINE} bytes`);
     }
     queue.push(line);
+    if (payload !== undefined && payload.length > 0) {
+      queue.push(payload);
+      queuedPayloads = true;
+    }
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
@@ -64,42 +66,81 @@ function createFrameWriter(write) {
   return { send, flush };
 }
 
-// Splits the incoming byte stream into lines and hands each parsed frame to onFrame.
-// A line that is not a JSON object goes to onFault: the peer is broken, not the widget.
+// Splits the incoming byte stream into frames and hands each to onFrame(frame, payload):
+// a `body` frame's `len` raw bytes follow its line and arrive as `payload` (a Buffer);
+// other frames get an empty one. A line that is not a JSON object, or a payload the
+// gateway never sends, goes to onFault: the peer is broken, not the widget.
 function createFrameReader(onFrame, onFault) {
-  let pending = [];
+  const NO_PAYLOAD = Buffer.alloc(0);
+  let pending = []; // pieces of an unfinished line, or of the awaited payload
+  let pendingBytes = 0;
+  let awaiting = null; // a frame whose payload is still arriving
+  let need = 0;
 
-  function handleLine(line) {
-    if (line.length === 0) return;
+  function parse(line) {
     let frame;
     try {
       frame = JSON.parse(line.toString('utf8'));
     } catch (err) {
       onFault(`frame is not JSON: ${err.message}`);
-      return;
+      return null;
     }
     if (frame === null || typeof frame !== 'object' || typeof frame.t !== 'string') {
       onFault('frame is not an object with a string "t"');
-      return;
+      return null;
     }
-    onFrame(frame);
+    return frame;
+  }
+
+  function takePending(size) {
+    const joined = pending.length === 1 ? pending[0] : Buffer.concat(pending, size);
+    pending = [];
+    pendingBytes = 0;
+    return joined;
   }
 
   return function feed(chunk) {
     let start = 0;
-    let nl;
-    while ((nl = chunk.indexOf(10, start)) !== -1) {
+    while (start < chunk.length) {
+      if (awaiting) {
+        const piece = chunk.subarray(start, start + need - pendingBytes);
+        pending.push(piece);
+        pendingBytes += piece.length;
+        start += piece.length;
+        if (pendingBytes < need) return;
+        const frame = awaiting;
+        awaiting = null;
+        onFrame(frame, takePending(need));
+        continue;
+      }
+      const nl = chunk.indexOf(10, start);
+      if (nl === -1) {
+        pending.push(chunk.subarray(start));
+        pendingBytes += chunk.length - start;
+        return;
+      }
       const piece = chunk.subarray(start, nl);
+      start = nl + 1;
+      let line = piece;
       if (pending.length > 0) {
         pending.push(piece);
-        handleLine(Buffer.concat(pending));
-        pending = [];
-      } else {
-        handleLine(piece);
+        line = takePending(pendingBytes + piece.length);
       }
-      start = nl + 1;
+      if (line.length === 0) continue;
+      const frame = parse(line);
+      if (frame === null) return;
+      if (frame.t !== 'body') {
+        onFrame(frame, NO_PAYLOAD);
+      } else if (!Number.isInteger(frame.len) || frame.len < 0 || frame.len > MAX_FRAME_BODY) {
+        onFault(`body frame with an invalid len ${JSON.stringify(frame.len)}`);
+        return;
+      } else if (frame.len === 0) {
+        onFrame(frame, NO_PAYLOAD);
+      } else {
+        awaiting = frame;
+        need = frame.len;
+      }
     }
-    if (start < chunk.length) pending.push(chunk.subarray(start));
   };
 }
 
@@ -108,8 +149,6 @@ module.exports = {
   FIRST_LANE_FD,
   MAX_FRAME_BODY,
   MAX_WHOLE_BODY,
-  putBody,
-  decodeBody,
   createFrameWriter,
   createFrameReader,
 };

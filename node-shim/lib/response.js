@@ -20,7 +20,7 @@ const etag = require('etag');
 const mime = require('mime-types');
 const statuses = require('statuses');
 const vary = require('vary');
-const { MAX_FRAME_BODY, MAX_WHOLE_BODY, putBody } = require('./protocol');
+const { MAX_FRAME_BODY, MAX_WHOLE_BODY } = require('./protocol');
 
 const CHARSET_RE = /;\s*charset\s*=/;
 
@@ -316,24 +316,21 @@ class WidgetResponse extends Stream {
     if (this._destroyed || this._finished || !this.headersSent) return;
     if (!this._headFrameSent && this._ending && !endFields && this._queuedBytes <= MAX_WHOLE_BODY) {
       const frame = this._headFrame();
-      if (this._queuedBytes > 0) {
-        const body = this._queue.length === 1 ? this._queue[0] : Buffer.concat(this._queue, this._queuedBytes);
-        putBody(frame, body);
-      }
+      const body = this._queue.length === 1 ? this._queue[0] : Buffer.concat(this._queue, this._queuedBytes);
       frame.end = true;
       this._queue = [];
       this._queuedBytes = 0;
       this._headFrameSent = true;
-      this._io.send(frame);
+      this._io.send(frame, body);
       this._finish();
       return;
     }
     while (!this._headFrameSent || (this._queuedBytes > 0 && this._credit > 0)) {
       const frame = this._headFrameSent ? { t: 'chunk', id: this._id } : this._headFrame();
       const data = this._takeBody();
-      if (data) putBody(frame, data);
       this._headFrameSent = true;
-      this._io.send(frame);
+      if (data) this._io.send(frame, data);
+      else this._io.send(frame);
     }
     if (this._ending && this._queuedBytes === 0) {
       this._io.send({ t: 'end', id: this._id, ...endFields });

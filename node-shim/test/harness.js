@@ -16,18 +16,23 @@ const fixture = (...parts) => path.join(FIXTURES, ...parts);
 // Frames that travel on stdin/stdout; all others belong to a request and use its lane.
 const CONTROL_FRAMES = new Set(['hello', 'ping', 'pong', 'log', 'call', 'ret']);
 
-// Calls onFrame(frame) for each JSON line of a readable stream.
-function readLines(stream, onFrame) {
-  let pending = '';
-  stream.setEncoding('utf8');
+// Calls onFrame(frame) for each frame of a readable stream, as the gateway reads them: a
+// JSON line, followed by `len` raw payload bytes when the frame has a `len` (they become
+// `frame.payload`).
+function readFrames(stream, onFrame) {
+  let pending = Buffer.alloc(0);
   stream.on('data', (data) => {
-    pending += data;
-    let nl;
-    while ((nl = pending.indexOf('\n')) !== -1) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
+    pending = Buffer.concat([pending, data]);
+    for (;;) {
+      const nl = pending.indexOf(10);
+      if (nl === -1) return;
       // A line that is not JSON is a protocol bug: let JSON.parse throw in the test.
-      onFrame(JSON.parse(line));
+      const frame = JSON.parse(pending.subarray(0, nl).toString('utf8'));
+      const len = frame.len === undefined ? 0 : frame.len;
+      if (pending.length < nl + 1 + len) return;
+      if (frame.len !== undefined) frame.payload = pending.subarray(nl + 1, nl + 1 + len);
+      pending = pending.subarray(nl + 1 + len);
+      onFrame(frame);
     }
   });
 }
@@ -62,8 +67,8 @@ class Shim {
     this.nextId = 1;
     this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     this.lane = child.stdio[3];
-    readLines(child.stdout, (frame) => this._onFrame(frame, 'control'));
-    readLines(this.lane, (frame) => this._onFrame(frame, 'lane'));
+    readFrames(child.stdout, (frame) => this._onFrame(frame, 'control'));
+    readFrames(this.lane, (frame) => this._onFrame(frame, 'lane'));
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d) => {
       this.stderr += d;
@@ -76,7 +81,7 @@ class Shim {
     const shim = new Shim(child);
     shim.send({
       t: 'hello',
-      v: options.version || 2,
+      v: options.version || 3,
       widget: options.widget || path.basename(path.dirname(backend)),
       backend,
       modules_dir: MODULES_DIR,
@@ -101,9 +106,15 @@ class Shim {
     });
   }
 
-  send(frame) {
+  // Writes `frame`, followed by `payload` (a Buffer or string) with its `len`, if given.
+  send(frame, payload) {
     const channel = CONTROL_FRAMES.has(frame.t) ? this.child.stdin : this.lane;
-    channel.write(`${JSON.stringify(frame)}\n`);
+    if (payload === undefined) {
+      channel.write(`${JSON.stringify(frame)}\n`);
+      return;
+    }
+    const bytes = Buffer.from(payload);
+    channel.write(Buffer.concat([Buffer.from(`${JSON.stringify({ ...frame, len: bytes.length })}\n`), bytes]));
   }
 
   // Resolves with the first frame (already received or future) that matches.
@@ -127,8 +138,7 @@ class Shim {
     const from = this.frames.length;
     this.send({ t: 'req', id, method, ...routeOf(url), headers, ip, protocol: 'http', user, window });
     if (body !== undefined) {
-      const buf = Buffer.isBuffer(body) ? body : Buffer.from(body);
-      this.send({ t: 'body', id, text: buf.toString('utf8') });
+      this.send({ t: 'body', id }, body);
     }
     this.send({ t: 'end', id });
     return this.collect(id, from, ack);
@@ -142,7 +152,7 @@ class Shim {
       const frame = await this.waitFor((f) => f.id === id && ['head', 'chunk', 'end'].includes(f.t), 5000, index);
       index = this.frames.indexOf(frame) + 1;
       if (frame.t === 'head') head = frame;
-      const data = frame.text !== undefined ? Buffer.from(frame.text) : frame.b64 !== undefined ? Buffer.from(frame.b64, 'base64') : null;
+      const data = frame.payload;
       if (data) {
         parts.push(data);
         if (ack && data.length > 0) this.send({ t: 'ack', id, bytes: data.length });

@@ -77,13 +77,13 @@ test('TypeScript backend with export default, import type and declare module', a
 
 test('a backend that registers nothing loads with no endpoints', async () => {
   const [shim, hello] = await Shim.start(fixture('empty', 'backend.js'));
-  assert.deepStrictEqual(hello, { t: 'hello', v: 2, endpoints: [] });
+  assert.deepStrictEqual(hello, { t: 'hello', v: 3, endpoints: [] });
   await shim.stop();
 });
 
 test('an unsupported protocol version is refused', async () => {
   const [shim, hello] = await Shim.start(fixture('empty', 'backend.js'), { version: 1 });
-  assert.deepStrictEqual(hello.error, { message: 'protocol version 1 not supported (shim speaks 2)' });
+  assert.deepStrictEqual(hello.error, { message: 'protocol version 1 not supported (shim speaks 3)' });
   assert.strictEqual(await shim.exited, 1);
 });
 

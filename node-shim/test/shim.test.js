@@ -181,7 +181,7 @@ test('response flow control: never more than the window in flight; write() false
   shim.send({ t: 'end', id });
   await shim.waitFor((f) => f.t === 'head' && f.id === id, 2000, from);
   await new Promise((resolve) => setTimeout(resolve, 100));
-  const sent = () => shim.frames.slice(from).filter((f) => f.id === id && f.text !== undefined).reduce((n, f) => n + Buffer.byteLength(f.text), 0);
+  const sent = () => shim.frames.slice(from).filter((f) => f.id === id && f.payload).reduce((n, f) => n + f.payload.length, 0);
   assert.strictEqual(sent(), window, 'stops exactly at the window');
   const res = await shim.collect(id, from); // acks everything from here on
   assert.strictEqual(res.body.length, 4 * 65536 + '[true,false,false,false]'.length);
@@ -191,11 +191,11 @@ test('response flow control: never more than the window in flight; write() false
 test('a response complete at its head travels whole in the head frame, outside the window', async () => {
   const small = await shim.request({ url: '/console/wb/whole?size=300000', window: 1000, ack: false });
   assert.strictEqual(small.head.end, true);
-  assert.strictEqual(small.head.text.length, 300000);
+  assert.strictEqual(small.head.payload.length, 300000);
   // Beyond 512 KiB it is streamed under the window like any other body.
   const large = await shim.request({ url: '/console/wb/whole?size=600000', window: 1000 });
   assert.strictEqual(large.head.end, undefined);
-  assert.strictEqual(large.head.text.length, 1000);
+  assert.strictEqual(large.head.payload.length, 1000);
   assert.strictEqual(large.body.length, 600000);
 });
 
@@ -221,13 +221,34 @@ test('request flow control: the body is acked as the widget consumes it', async 
       await shim.waitFor((f) => f.t === 'ack' && f.id === id, 2000, seen);
       continue;
     }
-    shim.send({ t: 'body', id, text: chunk });
+    shim.send({ t: 'body', id }, chunk);
     sent += chunk.length;
   }
   shim.send({ t: 'end', id });
   const res = await shim.collect(id, from);
   assert.strictEqual(text(res), `{"total":${total}}`);
   assert.ok(acked() >= total - 256 * 1024, `acks let the whole body through (acked ${acked()})`);
+});
+
+test('body bytes travel raw: any byte (newlines, invalid UTF-8) in frames split anywhere', async () => {
+  const body = Buffer.alloc(150000);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 7919) % 256;
+  const id = shim.nextId++;
+  const from = shim.frames.length;
+  shim.send({ t: 'req', id, method: 'POST', ...routeOf('/console/wb/reverse'), headers: [], window: 65536 });
+  const wire = [];
+  for (let at = 0; at < body.length; at += 65536) {
+    const piece = body.subarray(at, at + 65536);
+    wire.push(Buffer.from(`${JSON.stringify({ t: 'body', id, len: piece.length })}\n`), piece);
+  }
+  wire.push(Buffer.from(`${JSON.stringify({ t: 'end', id })}\n`));
+  // Odd-sized writes, so that lines and payloads are cut at arbitrary places.
+  const bytes = Buffer.concat(wire);
+  for (let at = 0; at < bytes.length; at += 9973) shim.lane.write(bytes.subarray(at, at + 9973));
+  const res = await shim.collect(id, from);
+  assert.ok(res.body.equals(Buffer.from(body).reverse()));
+  const chunks = shim.frames.slice(from).filter((f) => f.id === id && f.t === 'chunk');
+  assert.ok(chunks.length >= 2 && chunks.every((f) => f.len === f.payload.length && f.len <= 65536));
 });
 
 test('req.user, ip and protocol come from the req frame', async () => {
@@ -264,6 +285,14 @@ test('an unknown frame type is a protocol fault', async () => {
   faulty.send({ t: 'bogus' });
   assert.strictEqual(await faulty.exited, 1);
   assert.ok(faulty.logs.some((l) => l.msg.includes('unknown lane frame type "bogus"')));
+});
+
+test('a body frame announcing more than a frame may carry is a protocol fault', async () => {
+  const [faulty] = await Shim.start(BACKEND, { allowedBuiltins: ['stream'] });
+  faulty.send({ t: 'req', id: 1, method: 'POST', ...routeOf('/console/wb/reverse'), headers: [], window: 65536 });
+  faulty.lane.write(`${JSON.stringify({ t: 'body', id: 1, len: 65537 })}\n`);
+  assert.strictEqual(await faulty.exited, 1);
+  assert.ok(faulty.logs.some((l) => l.msg.includes('body frame with an invalid len 65537')));
 });
 
 test('a request frame on the control channel is a protocol fault', async () => {

@@ -232,7 +232,7 @@ async fn forward(
         }
     }
     if head.end {
-        let body = head.body.unwrap_or_default();
+        let body = head.body;
         // The shim gives a Content-Length wherever Node would; a body without one went out
         // in Node after its head (writeHead, write), so chunked, as it is here.
         let bodyless = matches!(head.status, 100..=199 | 204 | 304);

@@ -15,7 +15,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::worker::{RequestChannels, ResponseHead, WorkerConn, WorkerGone};
-use crate::protocol::{self, BodyData, CancelReason, RequestHead, ToShim};
+use crate::protocol::{self, CancelReason, RequestHead, ToShim};
 
 /// The request body was larger than `max_body_size`.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ impl Exchange {
                     // A closed credit means the request is over: stop reading the client.
                     let Ok(permit) = credit.clone().acquire_many_owned(piece.len() as u32).await else { return };
                     permit.forget();
-                    lane.send(&ToShim::Body { id, data: BodyData::encode(&piece) }.encode());
+                    lane.send(&ToShim::Body { id, len: piece.len() }.encode_with_payload(&piece));
                 }
             }
             if !credit.is_closed() {

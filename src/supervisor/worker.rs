@@ -25,15 +25,14 @@ use slog::{debug, error, info, o, warn, Logger};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdout};
 use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
-use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::codec::FramedRead;
 
 use super::frame_writer::FrameWriter;
 use super::lane::{self, Lane};
 use crate::config::Config;
 use crate::helpers::Helpers;
 use crate::protocol::{
-    BodyData, CancelReason, Endpoint, FromShim, LoadError, ProtocolError, RequestHead, ToShim, MAX_LINE,
-    PROTOCOL_VERSION,
+    CancelReason, Endpoint, FrameDecoder, FromShim, LoadError, ProtocolError, RequestHead, ToShim, PROTOCOL_VERSION,
 };
 use crate::registry::WidgetSource;
 
@@ -46,12 +45,12 @@ pub const RESPONSE_WINDOW: usize = 256 * 1024;
 /// the gateway with more is treated as faulty.
 const MAX_CALLS: usize = 1024;
 
-/// The status line and headers of a response, possibly with its whole body.
+/// The status line and headers of a response, with its whole body when `end`.
 #[derive(Debug)]
 pub struct ResponseHead {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Option<Bytes>,
+    pub body: Bytes,
     pub end: bool,
 }
 
@@ -236,13 +235,13 @@ impl WorkerConn {
     /// protocol.
     async fn read_control(
         self: Arc<Self>,
-        mut lines: FramedRead<ChildStdout, LinesCodec>,
+        mut frames: FramedRead<ChildStdout, FrameDecoder>,
         helpers: Rc<Helpers>,
         log: Logger,
     ) -> Result<(), ProtocolError> {
-        while let Some(line) = lines.next().await {
-            let line = line.map_err(|e| ProtocolError(format!("unreadable output: {e}")))?;
-            self.handle_control(FromShim::decode(&line)?, &helpers, &log)?;
+        while let Some(frame) = frames.next().await {
+            let (frame, _) = frame?;
+            self.handle_control(frame, &helpers, &log)?;
         }
         Ok(())
     }
@@ -250,11 +249,9 @@ impl WorkerConn {
     /// Reads the response frames on one lane until the child closes it; a fault kills
     /// the child.
     async fn read_lane(self: Arc<Self>, lane: impl AsyncRead + Unpin) {
-        let mut lines = FramedRead::new(lane, LinesCodec::new_with_max_length(MAX_LINE));
-        while let Some(line) = lines.next().await {
-            let handled = line
-                .map_err(|e| ProtocolError(format!("unreadable output on a lane: {e}")))
-                .and_then(|line| self.handle_response(FromShim::decode(&line)?));
+        let mut frames = FramedRead::new(lane, FrameDecoder::default());
+        while let Some(frame) = frames.next().await {
+            let handled = frame.and_then(|(frame, payload)| self.handle_response(frame, payload));
             if let Err(fault) = handled {
                 self.fail(fault);
                 break;
@@ -274,13 +271,13 @@ impl WorkerConn {
         Ok(())
     }
 
-    fn handle_response(&self, frame: FromShim) -> Result<(), ProtocolError> {
+    /// Handles one frame read on a lane, with the body bytes that followed it.
+    fn handle_response(&self, frame: FromShim, payload: Bytes) -> Result<(), ProtocolError> {
         if let FromShim::Head { id, .. } | FromShim::Chunk { id, .. } | FromShim::End { id, .. } | FromShim::Ack { id, .. } = &frame {
             self.check_issued(*id)?;
         }
         match frame {
-            FromShim::Head { id, status, headers, text, b64, end } => {
-                let body = BodyData { text, b64 }.decode()?;
+            FromShim::Head { id, status, headers, end, .. } => {
                 let mut table = self.lock();
                 let Some(entry) = table.get_mut(&id) else { return Ok(()) };
                 let Some(head_tx) = entry.head.take() else {
@@ -290,13 +287,12 @@ impl WorkerConn {
                     return Err(ProtocolError(format!("invalid status {status} for request {id}")));
                 }
                 // A body in a head that does not end is the first chunk of a stream.
-                let body = match body {
-                    Some(first) if !end => {
-                        self.charge_window(entry, id, first.len())?;
-                        let _ = entry.body.send(Ok(first));
-                        None
-                    }
-                    body => body,
+                let body = if end || payload.is_empty() {
+                    payload
+                } else {
+                    self.charge_window(entry, id, payload.len())?;
+                    let _ = entry.body.send(Ok(payload));
+                    Bytes::new()
                 };
                 drop(table);
                 if end {
@@ -304,8 +300,8 @@ impl WorkerConn {
                 }
                 let _ = head_tx.send(Ok(ResponseHead { status, headers, body, end }));
             }
-            FromShim::Chunk { id, text, b64 } => {
-                let Some(bytes) = BodyData { text, b64 }.decode()? else { return Ok(()) };
+            FromShim::Chunk { id, .. } => {
+                let bytes = payload;
                 let mut table = self.lock();
                 let Some(entry) = table.get_mut(&id) else { return Ok(()) };
                 if entry.head.is_some() {
@@ -471,8 +467,8 @@ pub async fn start(
     };
     control.send(&hello.encode());
 
-    let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
-    let first = tokio::time::timeout(config.workers.startup_timeout, lines.next()).await;
+    let mut frames = FramedRead::new(stdout, FrameDecoder::default());
+    let first = tokio::time::timeout(config.workers.startup_timeout, frames.next()).await;
     let endpoints = match first {
         Err(_) => {
             return Err(StartError::Spawn(format!(
@@ -488,22 +484,21 @@ pub async fn start(
             };
             return Err(StartError::Spawn(format!("worker exited before the handshake ({how}); see its stderr above")));
         }
-        Ok(Some(Err(e))) => return Err(StartError::Spawn(format!("unreadable handshake: {e}"))),
-        Ok(Some(Ok(line))) => match FromShim::decode(&line) {
-            Ok(FromShim::Hello { error: Some(error), .. }) => return Err(StartError::Load(error)),
-            Ok(FromShim::Hello { v, .. }) if v != PROTOCOL_VERSION => {
+        Ok(Some(Err(e))) => return Err(StartError::Spawn(format!("bad handshake: {e}"))),
+        Ok(Some(Ok((frame, _)))) => match frame {
+            FromShim::Hello { error: Some(error), .. } => return Err(StartError::Load(error)),
+            FromShim::Hello { v, .. } if v != PROTOCOL_VERSION => {
                 return Err(StartError::Spawn(format!(
                     "shim speaks protocol version {v}, gateway speaks {PROTOCOL_VERSION}: reinstall node-shim"
                 )))
             }
-            Ok(FromShim::Hello { endpoints, .. }) => {
+            FromShim::Hello { endpoints, .. } => {
                 let mut endpoints = endpoints.unwrap_or_default();
                 endpoints.sort();
                 endpoints.dedup();
                 endpoints
             }
-            Ok(other) => return Err(StartError::Spawn(format!("expected hello, got {other:?}"))),
-            Err(e) => return Err(StartError::Spawn(format!("bad handshake: {e}"))),
+            other => return Err(StartError::Spawn(format!("expected hello, got {other:?}"))),
         },
     };
 
@@ -522,7 +517,7 @@ pub async fn start(
         last_pong: AtomicU64::new(0),
         calls_inflight: AtomicUsize::new(0),
     });
-    let reader = actix_web::rt::spawn(conn.clone().read_control(lines, helpers, log));
+    let reader = actix_web::rt::spawn(conn.clone().read_control(frames, helpers, log));
     Ok(Running { conn, endpoints, child, reader, pings_sent: 0, started: std::time::Instant::now() })
 }
 

@@ -29,6 +29,11 @@ module.exports = (r) => {
     r.register('lane-garbage', 'GET', () => rawWrite('this is not json\n', LANE));
     r.register('lane-unknown-id', 'GET', () => rawWrite('{"t":"head","id":987654321,"status":200,"headers":[]}\n', LANE));
     r.register('log-on-lane', 'GET', () => rawWrite('{"t":"log","level":"info","msg":"x"}\n', LANE));
+    // Announces a 1 GiB payload: the gateway must refuse it at the line, not buffer it.
+    r.register('oversized-payload', 'GET', () => {
+        rawWrite('{"t":"chunk","id":1,"len":1073741824}\n', LANE);
+        for (let i = 0; i < 40; i += 1) rawWrite('y'.repeat(1024 * 1024), LANE);
+    });
     r.register('endless-line', 'GET', () => {
         const block = 'x'.repeat(1024 * 1024);
         for (let i = 0; i < 40; i += 1) rawWrite(block);
