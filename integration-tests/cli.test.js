@@ -6,7 +6,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { REPO, WIDGETS, BROKEN_WIDGETS, runWbe, startWbe, fixtureWidgets, writeConfig, closedPort, alive, eventually } = require('./lib/wbe');
+const { REPO, WIDGETS, BROKEN_WIDGETS, runWbe, startWbe, fixtureWidgets, writeConfig, closedPort, alive, eventually, tempDir } = require('./lib/wbe');
 const { startFakeManager } = require('./lib/fake-manager');
 
 const CARGO_VERSION = /^version = "([^"]+)"/m.exec(fs.readFileSync(path.join(REPO, 'Cargo.toml'), 'utf8'))[1];
@@ -46,6 +46,16 @@ describe('wbe --version and help', () => {
 });
 
 describe('wbe check', () => {
+  it('refuses to start, naming what to run, when the shim\'s npm dependencies are not installed', () => {
+    const home = tempDir('wbe-home-');
+    fs.cpSync(path.join(REPO, 'node-shim'), path.join(home, 'node-shim'), { recursive: true, filter: (src) => path.basename(src) !== 'node_modules' });
+    for (const command of [['check'], ['serve', '--listen', '127.0.0.1:0']]) {
+      const result = runWbe([...command, '--widgets', WIDGETS], { env: { ...process.env, WBE_HOME: home } });
+      assert.notEqual(result.status, 0, command[0]);
+      assert.match(result.stderr, /the Node shim's dependencies are not installed in .*node-shim\/node_modules \(missing: .*\bqs\b.*\); run scripts\/setup/, command[0]);
+    }
+  });
+
   it('exits 0 when every widget loads and prints each with its endpoints', () => {
     const config = writeConfig('[widgets]\nallowed_builtins = ["crypto"]\n');
     const result = runWbe(['check', '--config', config, '--widgets', WIDGETS]);

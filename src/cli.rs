@@ -16,7 +16,7 @@ use crate::config::{AuthMode, Config, ConfigError, LogFormat, LogLevel};
 use crate::gateway::{self, AppState};
 use crate::helpers::Helpers;
 use crate::sandbox::Sandbox;
-use crate::supervisor::{describe, Supervisor, WidgetState};
+use crate::supervisor::{self, describe, Supervisor, WidgetState};
 use crate::{logging, watcher};
 
 #[derive(Parser)]
@@ -144,6 +144,7 @@ fn with_supervisor<T>(
     config: Config,
     body: impl AsyncFnOnce(Arc<Config>, Arc<Supervisor>, Logger) -> Result<T, String>,
 ) -> Result<T, String> {
+    supervisor::check_shim_installed(&config.shim_path())?;
     let (log, _guard) = logging::init(&config.log);
     let config = Arc::new(config);
     actix_web::rt::System::new().block_on(async move {

@@ -10,6 +10,7 @@
 mod exchange;
 mod frame_writer;
 mod lane;
+mod shim_check;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore}
 use tokio::task::JoinHandle;
 
 pub use exchange::{BodyTooLarge, Exchange};
+pub use shim_check::check_installed as check_shim_installed;
 pub use worker::{WorkerConn, WorkerGone};
 
 use crate::config::Config;
