@@ -24,11 +24,13 @@ describe('helper.Manager and helper.Request', () => {
   let manager;
   let tlsManager;
   let selfSigned;
+  let expired;
   let wbe;
   before(async () => {
     manager = await startFakeManager({ blueprints: 2500 });
     tlsManager = await startFakeManager({ tls: true, blueprints: 10 });
     selfSigned = await startFakeManager({ tls: 'self-signed', blueprints: 10 });
+    expired = await startFakeManager({ tls: 'expired-self-signed', blueprints: 10 });
     wbe = await startWbe({ widgets: fixtureWidgets(['manager-calls']), args: ['--manager-url', manager.url, '--auth', 'none'] });
   });
   after(async () => {
@@ -36,6 +38,7 @@ describe('helper.Manager and helper.Request', () => {
     await manager.stop();
     await tlsManager.stop();
     await selfSigned.stop();
+    await expired.stop();
   });
 
   it('doGet reaches <manager>/api/v3.1<url> with params as a query string (arrays as repeated keys)', async () => {
@@ -178,6 +181,14 @@ describe('helper.Manager and helper.Request', () => {
     const withCert = await callWidget(wbe, 'request', { method: 'POST', body: { url, options: { certificate: selfSigned.certPem } } });
     assert.equal(withCert.ok, true, JSON.stringify(withCert));
     assert.deepEqual(withCert.value.query, { self: '1' });
+  });
+
+  it('Request refuses an expired self-signed certificate even when given as `certificate`, as Node does', async () => {
+    const url = `${expired.url}/api/v3.1/echo`;
+    const result = await callWidget(wbe, 'request', { method: 'POST', body: { url, options: { certificate: expired.certPem } } });
+    assert.equal(result.ok, false, JSON.stringify(result));
+    assert.match(result.error.message, /expired/i);
+    assert.equal(expired.requests.length, 0, 'nothing reached the server');
   });
 });
 

@@ -47,6 +47,21 @@ function makeCertificates(mode) {
   const file = (name) => path.join(dir, name);
   const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  if (mode === 'expired-self-signed') {
+    // The same kind of certificate, valid only for a day in 2020: `openssl ca` is the
+    // one openssl command that takes explicit dates.
+    fs.writeFileSync(file('index.txt'), '');
+    fs.writeFileSync(file('serial'), '01\n');
+    fs.writeFileSync(file('ca.cnf'), ['[ca]', 'default_ca = expired', '[expired]', `database = ${file('index.txt')}`,
+      `new_certs_dir = ${dir}`, `serial = ${file('serial')}`, 'default_md = sha256', 'policy = any', 'copy_extensions = copy',
+      '[any]', 'commonName = supplied'].join('\n'));
+    openssl('req', '-new', ...ec, '-keyout', file('key.pem'), '-out', file('req.csr'), '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE');
+    openssl('ca', '-batch', '-notext', '-config', file('ca.cnf'), '-selfsign', '-keyfile', file('key.pem'), '-in', file('req.csr'),
+      '-out', file('cert.pem'), '-startdate', '20200101000000Z', '-enddate', '20200102000000Z');
+    const pem = fs.readFileSync(file('cert.pem'));
+    return { key: fs.readFileSync(file('key.pem')), cert: pem, caFile: file('cert.pem'), caPem: pem.toString() };
+  }
   if (mode === 'self-signed') {
     // What `openssl req -x509` gives by default: one certificate, CA:TRUE, used by the
     // server directly. Node's https accepts it as its own trust anchor.
@@ -72,7 +87,7 @@ function makeCertificates(mode) {
 
 /**
  * Starts the fake manager on 127.0.0.1. `blueprints` is how many items the paginated
- * list holds. `tls`: false (http), true (a CA-signed certificate) or 'self-signed'. Resolves to {url, requests, stop(), ...}.
+ * list holds. `tls`: false (http), true (a CA-signed certificate), 'self-signed' or 'expired-self-signed'. Resolves to {url, requests, stop(), ...}.
  */
 async function startFakeManager({ blueprints = 2500, tls = false } = {}) {
   const requests = [];

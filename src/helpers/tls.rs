@@ -3,15 +3,16 @@
 //!
 //! A certificate named there may also be the server's own self-signed certificate
 //! (`openssl req -x509`, the usual way a manager is set up by hand). Node, through
-//! OpenSSL, trusts such a certificate directly; webpki refuses a CA certificate as a
-//! server's, so [`TrustNamedCertificates`] accepts exactly those certificates itself.
+//! OpenSSL, trusts such a certificate directly, within its validity dates; webpki
+//! refuses a CA certificate as a server's, so [`TrustNamedCertificates`] accepts exactly
+//! those certificates itself, unless they have expired or are not valid yet.
 
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::server::ParsedCertificate;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -75,7 +76,18 @@ impl ServerCertVerifier for TrustNamedCertificates {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let verdict = self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
-        if verdict.is_err() && self.named.iter().any(|named| named.as_ref() == end_entity.as_ref()) {
+        // webpki checks a certificate's dates before anything else, so an error about
+        // them is about the named certificate itself and stands.
+        let dates_wrong = matches!(
+            &verdict,
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::Expired
+                    | CertificateError::ExpiredContext { .. }
+                    | CertificateError::NotValidYet
+                    | CertificateError::NotValidYetContext { .. }
+            ))
+        );
+        if verdict.is_err() && !dates_wrong && self.named.iter().any(|named| named.as_ref() == end_entity.as_ref()) {
             rustls::client::verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
             return Ok(ServerCertVerified::assertion());
         }
