@@ -244,6 +244,32 @@ describe('helper.Manager when no manager listens at all', () => {
   });
 });
 
+describe('helper.Request with loopback denied', () => {
+  let target;
+  let wbe;
+  before(async () => {
+    target = await startFakeManager({ blueprints: 1 });
+    wbe = await startWbe({
+      widgets: fixtureWidgets(['manager-calls']),
+      config: '[request]\nallowed_hosts = ["*"]\ndenied_hosts = ["127.0.0.0/8", "::1"]\n',
+    });
+  });
+  after(async () => {
+    await wbe.stop();
+    await target.stop();
+  });
+
+  it('refuses a host name that resolves into a denied range (the address connected to is the one checked)', async () => {
+    const port = new URL(target.url).port;
+    for (const url of [`http://localhost:${port}/api/v3.1/echo`, `http://127.0.0.1:${port}/api/v3.1/echo`]) {
+      const result = await callWidget(wbe, 'request', { method: 'POST', body: { url } });
+      assert.equal(result.ok, false, `${url}: ${JSON.stringify(result)}`);
+      assert.match(result.error.message, /resolves only to addresses the gateway's \[request\] configuration denies|host not allowed/, url);
+    }
+    assert.equal(target.requests.length, 0, 'nothing reached the loopback server');
+  });
+});
+
 describe('helper.Manager over HTTPS', () => {
   let manager;
   let trusting;

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_tls::connect::Resolver;
 use serde_json::{json, Value};
 
 use super::{header_args, query, string_arg, tls, TlsError};
@@ -31,7 +32,7 @@ impl Manager {
     pub fn new(config: Arc<Config>) -> Result<Manager, TlsError> {
         let tls = tls::manager_client_config(&config)?;
         let api_base = format!("{}/api/{}", config.manager.url.as_str().trim_end_matches('/'), config.manager.api_version);
-        Ok(Manager { config, client: tls::http_client(tls), api_base })
+        Ok(Manager { config, client: tls::http_client(tls, Resolver::default()), api_base })
     }
 
     /// The absolute URL for a widget's API path, or a refusal if it would leave the API.

@@ -7,10 +7,13 @@
 //! (`[request]` in the config): by default anywhere but link-local and cloud-metadata
 //! addresses, which would hand a widget the host's cloud credentials.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_tls::connect::{Resolve, Resolver};
+use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use super::{header_args, query, string_arg, tls, TlsError};
@@ -22,15 +25,13 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct RequestHelper {
     client: awc::Client,
-    policy: HostPolicy,
+    policy: Rc<HostPolicy>,
 }
 
 impl RequestHelper {
     pub fn new(config: Arc<Config>) -> Result<RequestHelper, TlsError> {
-        Ok(RequestHelper {
-            client: tls::http_client(tls::client_config(None)?),
-            policy: HostPolicy::new(&config.request.allowed_hosts, &config.request.denied_hosts),
-        })
+        let policy = Rc::new(HostPolicy::new(&config.request.allowed_hosts, &config.request.denied_hosts));
+        Ok(RequestHelper { client: tls::http_client(tls::client_config(None)?, policy.resolver()), policy })
     }
 
     pub async fn call(&self, args: Value) -> Result<CallResult, CallError> {
@@ -51,7 +52,7 @@ impl RequestHelper {
             Some(pem) => {
                 let tls = tls::client_config(Some(pem.as_bytes()))
                     .map_err(|e| CallError::Refused { message: format!("certificate: {e}") })?;
-                per_call_client = tls::http_client(tls);
+                per_call_client = tls::http_client(tls, self.policy.resolver());
                 &per_call_client
             }
             None => &self.client,
@@ -103,8 +104,8 @@ impl RequestHelper {
     }
 }
 
-/// Which hosts `helper.Request` may reach. Checks the URL's host as written; a name that
-/// resolves into a denied range is not caught here (see docs/SECURITY.md).
+/// Which hosts `helper.Request` may reach: [`HostPolicy::check`] judges the URL's host as
+/// written, and [`HostPolicy::resolver`] the addresses a host name resolves to.
 struct HostPolicy {
     allow_any: bool,
     allowed: Vec<String>,
@@ -134,6 +135,16 @@ impl HostPolicy {
         policy
     }
 
+    fn denies(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.denied_ranges.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The DNS resolver for this policy's clients.
+    fn resolver(self: &Rc<Self>) -> Resolver {
+        Resolver::custom(PolicyResolver(self.clone()))
+    }
+
     fn check(&self, url: &url::Url) -> Result<(), CallError> {
         let refuse = |host: &str| CallError::Refused {
             message: format!("helper.Request to `{host}` refused: host not allowed by the gateway's [request] configuration"),
@@ -142,13 +153,11 @@ impl HostPolicy {
         let name = host.to_string().to_ascii_lowercase();
         let ip = match host {
             url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-            url::Host::Ipv6(ip) => Some(ip.to_canonical()),
+            url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
             url::Host::Domain(_) => None,
         };
-        if let Some(ip) = ip {
-            if self.denied_ranges.iter().any(|net| net.contains(&ip)) {
-                return Err(refuse(&name));
-            }
+        if ip.is_some_and(|ip| self.denies(ip)) {
+            return Err(refuse(&name));
         }
         if self.denied_names.iter().any(|d| name == *d || name.ends_with(&format!(".{d}"))) {
             return Err(refuse(&name));
@@ -159,6 +168,25 @@ impl HostPolicy {
                 None => name == *a,
             });
         if allowed { Ok(()) } else { Err(refuse(&name)) }
+    }
+}
+
+/// Resolves host names for `helper.Request` and drops every address in a denied range.
+/// The connection goes to an address this returned, so what was checked is what is
+/// reached: a name that resolves (or is rebound between two lookups) into a denied range
+/// gets nowhere near it.
+struct PolicyResolver(Rc<HostPolicy>);
+
+impl Resolve for PolicyResolver {
+    fn lookup<'a>(&'a self, host: &'a str, port: u16) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+            let allowed: Vec<SocketAddr> = resolved.iter().copied().filter(|addr| !self.0.denies(addr.ip())).collect();
+            if allowed.is_empty() && !resolved.is_empty() {
+                return Err(format!("`{host}` resolves only to addresses the gateway's [request] configuration denies").into());
+            }
+            Ok(allowed)
+        })
     }
 }
 
@@ -184,6 +212,16 @@ mod tests {
         assert!(!check(&p, "http://[fe80::1]/"));
         assert!(!check(&p, "http://[::ffff:169.254.169.254]/"));
         assert!(!check(&p, "http://metadata.google.internal/"));
+    }
+
+    #[actix_web::test]
+    async fn host_names_resolving_into_denied_ranges_get_no_address() {
+        let guarded = Rc::new(HostPolicy::new(&["*".into()], &["127.0.0.0/8".into(), "::1".into()]));
+        let error = PolicyResolver(guarded).lookup("localhost", 80).await.unwrap_err();
+        assert!(error.to_string().contains("resolves only to addresses"), "{error}");
+        let open = Rc::new(HostPolicy::new(&["*".into()], &[]));
+        let addrs = PolicyResolver(open).lookup("localhost", 80).await.unwrap();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
     }
 
     #[test]

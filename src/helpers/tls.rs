@@ -16,6 +16,8 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use actix_tls::connect::Resolver;
+
 use crate::config::Config;
 
 #[derive(Debug)]
@@ -128,10 +130,12 @@ pub fn manager_client_config(config: &Config) -> Result<Arc<ClientConfig>, TlsEr
     client_config(ca.as_deref()).map_err(|e| TlsError(format!("manager.ca_cert: {e}")))
 }
 
-/// An awc client using `tls`, with no default timeout (each call sets its own).
-pub fn http_client(tls: Arc<ClientConfig>) -> awc::Client {
+/// An awc client using `tls` and `resolver` for host names, with no default timeout
+/// (each call sets its own).
+pub fn http_client(tls: Arc<ClientConfig>, resolver: Resolver) -> awc::Client {
+    let tcp = actix_tls::connect::Connector::new(resolver).service();
     awc::Client::builder()
-        .connector(awc::Connector::new().rustls_0_23(tls))
+        .connector(awc::Connector::new().connector(tcp).rustls_0_23(tls))
         .disable_timeout()
         .finish()
 }
