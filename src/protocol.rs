@@ -24,7 +24,7 @@ pub const MAX_LINE: usize = 4 * 1024 * 1024;
 /// response in a `head`. Streamed chunks are smaller still (64 KiB).
 pub const MAX_PAYLOAD: usize = 512 * 1024;
 
-/// Largest body chunk sent in one frame, in decoded bytes.
+/// Largest body chunk sent in one frame.
 pub const MAX_CHUNK: usize = 64 * 1024;
 
 /// What the gateway tells the shim about one request (the `req` frame).
@@ -132,17 +132,13 @@ pub enum ToShim {
 impl ToShim {
     /// The frame as one protocol line, newline included.
     pub fn encode(&self) -> Bytes {
-        let mut buf = BytesMut::with_capacity(128).writer();
-        // Serialising these types cannot fail: every map key is a string.
-        serde_json::to_writer(&mut buf, self).expect("frames always serialise");
-        let mut buf = buf.into_inner();
-        buf.put_u8(b'\n');
-        buf.freeze()
+        self.encode_with_payload(&[])
     }
 
     /// The frame's line followed by `payload`, the raw bytes its `len` announces.
     pub fn encode_with_payload(&self, payload: &[u8]) -> Bytes {
-        let mut buf = BytesMut::with_capacity(64 + payload.len()).writer();
+        let mut buf = BytesMut::with_capacity(128 + payload.len()).writer();
+        // Serialising these types cannot fail: every map key is a string.
         serde_json::to_writer(&mut buf, self).expect("frames always serialise");
         let mut buf = buf.into_inner();
         buf.put_u8(b'\n');
@@ -299,14 +295,15 @@ impl Decoder for FrameDecoder {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtocolError> {
         if self.awaiting.is_none() {
-            let Some(newline) = src[self.scanned..].iter().position(|&b| b == b'\n') else {
+            let newline = src[self.scanned..].iter().position(|&b| b == b'\n').map(|at| self.scanned + at);
+            if newline.unwrap_or(src.len()) > MAX_LINE {
+                return Err(ProtocolError(format!("line longer than {MAX_LINE} bytes")));
+            }
+            let Some(newline) = newline else {
                 self.scanned = src.len();
-                if src.len() > MAX_LINE {
-                    return Err(ProtocolError(format!("line longer than {MAX_LINE} bytes")));
-                }
                 return Ok(None);
             };
-            let line = src.split_to(self.scanned + newline + 1);
+            let line = src.split_to(newline + 1);
             self.scanned = 0;
             let frame = FromShim::decode(&line[..line.len() - 1])?;
             match frame.payload_len() {
@@ -428,8 +425,10 @@ mod tests {
 
     #[test]
     fn refuses_oversized_lines_and_payloads() {
-        let long = vec![b'x'; MAX_LINE + 1];
-        assert!(decode_all(&long, 64 * 1024).is_err());
+        let mut long = vec![b'x'; MAX_LINE + 1];
+        assert!(decode_all(&long, 64 * 1024).is_err(), "refused before its end arrives");
+        long.push(b'\n');
+        assert!(decode_all(&long, long.len()).is_err(), "refused when it arrives whole");
         let announced = format!("{{\"t\":\"chunk\",\"id\":1,\"len\":{}}}\n", MAX_PAYLOAD + 1);
         assert!(decode_all(announced.as_bytes(), 8).is_err());
     }
