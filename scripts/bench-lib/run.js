@@ -471,8 +471,8 @@ async function scenarioStreaming(wbe, floor) {
   for (const kind of ['binary', 'text']) {
     const file = path.join(TMP, `body-${kind}`);
     if (!fs.existsSync(file)) {
-      // Binary: pseudo-random bytes (travels as base64 between gateway and worker);
-      // text: ASCII letters (travels as JSON text).
+      // Binary: pseudo-random bytes (not valid UTF-8); text: ASCII letters. Protocol v2
+      // carried them differently (base64, JSON strings); since v3 both travel raw.
       const block = Buffer.alloc(1 << 20);
       let seed = kind === 'binary' ? 7 : 11;
       for (let i = 0; i < block.length; i += 1) {
