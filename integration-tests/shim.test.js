@@ -112,6 +112,17 @@ describe('req and res through the gateway', () => {
       assert.deepEqual([...response.body], [0, 1, 2, 3, 250]);
     });
 
+    it('send(Buffer) arrives byte for byte on both sides of the whole-response limit (512 KiB)', async () => {
+      for (const n of [0, 1, 512 * 1024 - 1, 512 * 1024, 512 * 1024 + 1, 1024 * 1024]) {
+        const response = await get('responses', `send-size?n=${n}`);
+        assert.equal(response.status, 200, `n=${n}`);
+        assert.equal(Number(response.headers['content-length']), n, `n=${n}`);
+        const expected = Buffer.alloc(n);
+        for (let i = 0; i < n; i += 1) expected[i] = (i * 31) & 0xff;
+        assert.ok(response.body.equals(expected), `n=${n}: body differs`);
+      }
+    });
+
     it('sendStatus(204) has no body and no content type', async () => {
       const response = await get('responses', 'send-status-204');
       assert.equal(response.status, 204);
@@ -408,6 +419,7 @@ describe('differential: the same backend in wbe and in Express 4', () => {
       'send-status-204', 'set-object', 'set-get', 'type', 'type-ext', 'append', 'location', 'redirect', 'redirect-status',
       'cookies', 'stream', 'write-head', 'set-header', 'remove-header', 'headers-sent', 'send-twice', 'status-chain',
       'etag-large', 'utf8'].map((name) => ['responses', name]),
+    ['responses', 'send-size?n=524289'],
     ['responses', 'redirect', { headers: { accept: 'text/html' } }],
     ['responses', 'redirect', { headers: { accept: 'application/json' } }],
     ['responses', 'put-method', { method: 'PUT', body: '' }],

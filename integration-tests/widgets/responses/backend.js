@@ -70,6 +70,14 @@ module.exports = (r) => {
   r.register('status-chain', (req, res) => res.status(418).set('X-Tea', 'pot').send({ teapot: true }));
   r.register('etag-large', (req, res) => res.send('x'.repeat(5000)));
   r.register('utf8', (req, res) => res.send('żółć 😀'));
+  // res.send of n patterned bytes: around 512 KiB a whole response stops fitting in one
+  // frame and is streamed instead.
+  r.register('send-size', (req, res) => {
+    const n = Number(req.query.n);
+    const body = Buffer.alloc(n);
+    for (let i = 0; i < n; i += 1) body[i] = (i * 31) & 0xff;
+    res.send(body);
+  });
   r.register('delete-method', 'DELETE', (req, res) => res.send('deleted'));
   r.register('put-method', 'PUT', (req, res) => res.json({ put: true }));
   r.register('patch-method', 'patch', (req, res) => res.json({ patched: true }));
