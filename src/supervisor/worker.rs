@@ -301,14 +301,13 @@ impl WorkerConn {
                 let _ = head_tx.send(Ok(ResponseHead { status, headers, body, end }));
             }
             FromShim::Chunk { id, .. } => {
-                let bytes = payload;
                 let mut table = self.lock();
                 let Some(entry) = table.get_mut(&id) else { return Ok(()) };
                 if entry.head.is_some() {
                     return Err(ProtocolError(format!("body chunk before head for request {id}")));
                 }
-                self.charge_window(entry, id, bytes.len())?;
-                let _ = entry.body.send(Ok(bytes));
+                self.charge_window(entry, id, payload.len())?;
+                let _ = entry.body.send(Ok(payload));
             }
             FromShim::End { id, abort } => match self.take(id) {
                 Some(Inflight { head: Some(_), .. }) => {
