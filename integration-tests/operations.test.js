@@ -103,6 +103,70 @@ describe('hot reload', () => {
   });
 });
 
+describe('the last good version outlives a crash', () => {
+  // A backend that takes its answer from a file of its own, and can be made to crash.
+  const good = (name) => ({
+    'backend.js': "const name = require('./lib/name');\n" +
+      "module.exports = (r) => {\n  r.register('version', (req, res) => res.send(name));\n  r.register('crash', () => process.exit(3));\n};\n",
+    'lib/name.js': `module.exports = '${name}';\n`,
+  });
+  let wbe;
+  let root;
+  let dir;
+  before(async () => {
+    root = writeWidgets({ phoenix: good('good-1') });
+    dir = path.join(root, 'phoenix');
+    // A backoff long enough to change the files before the restart.
+    wbe = await startWbe({ widgets: root, config: '[workers]\nrestart_backoff_min = "2s"\n' });
+  });
+  after(() => wbe.stop());
+
+  const answer = async () => {
+    const response = await wbe.call('version', { widget: 'phoenix' });
+    return response.status === 200 && response.text();
+  };
+  const loadError = () => eventually(async () => {
+    const w = await wbe.widgetStatus('phoenix');
+    return w.state === 'ready' && w.load_error && w;
+  }, { what: 'a load error reported while serving' });
+  const crash = async () => {
+    const { pid, restarts } = await wbe.widgetStatus('phoenix');
+    assert.equal((await wbe.call('crash', { widget: 'phoenix' })).status, 502);
+    return { pid, restarts };
+  };
+  const breakFolder = () => {
+    fs.writeFileSync(path.join(dir, 'backend.js'), "module.exports = (r) => { r.register('version', ;\n");
+    fs.rmSync(path.join(dir, 'lib'), { recursive: true });
+  };
+
+  it('restarts as it loaded when its folder no longer loads', async () => {
+    assert.equal(await answer(), 'good-1');
+    breakFolder();
+    assert.match((await loadError()).load_error.message, /Unexpected token/);
+    const before = await crash();
+    assert.equal(await eventually(answer, { what: 'serving again after the crash' }), 'good-1');
+    const after = await wbe.widgetStatus('phoenix');
+    assert.notEqual(after.pid, before.pid);
+    assert.equal(after.restarts, before.restarts + 1);
+    assert.match(after.load_error.message, /Unexpected token/, 'the folder\'s error is still reported');
+    await wbe.waitForLog((l) => l.msg === 'worker ready' && l.widget === 'phoenix' && l.version === 'last good');
+  });
+
+  it('falls back to it when the folder breaks during the restart backoff', async () => {
+    writeWidgets({ phoenix: good('good-2') }, root);
+    await eventually(async () => (await answer()) === 'good-2', { what: 'good-2 serving' });
+    assert.equal((await wbe.widgetStatus('phoenix')).load_error, null);
+    await crash();
+    breakFolder();
+    assert.equal(await eventually(answer, { what: 'serving again after the crash' }), 'good-2');
+    assert.match((await loadError()).load_error.message, /Unexpected token/);
+    await wbe.waitForLog((l) => l.widget === 'phoenix' && l.msg.startsWith('backend failed to load, its last good version serves again'));
+    writeWidgets({ phoenix: good('good-3') }, root);
+    await eventually(async () => (await answer()) === 'good-3', { what: 'good-3 serving' });
+    assert.equal((await wbe.widgetStatus('phoenix')).load_error, null);
+  });
+});
+
 describe('reload without file notifications', () => {
   it('SIGHUP, POST /_wbe/reload and polling rescan the folders', async () => {
     const root = writeWidgets({ nfs: { 'backend.js': version('a') } });

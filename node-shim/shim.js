@@ -9,7 +9,7 @@
 // the gateway to restart it.
 
 const net = require('net');
-const { createFrameWriter, createFrameReader, PROTOCOL_VERSION, FIRST_LANE_FD } = require('./lib/protocol');
+const { createFrameWriter, createFrameReader, PROTOCOL_VERSION, FIRST_LANE_FD, MAX_SOURCES } = require('./lib/protocol');
 
 // Bound before captureConsole() replaces process.stdout.write; stdout on a pipe is a
 // synchronous write on Linux, so frames are out once this returns.
@@ -75,6 +75,7 @@ function hello(frame) {
     modulesDir: frame.modules_dir,
     allowedModules: frame.allowed_modules || [],
     allowedBuiltins: frame.allowed_builtins || [],
+    pinnedSources: new Map(Object.entries(frame.sources || {})),
   });
   if (loaded.error) {
     writer.send({ t: 'hello', v: PROTOCOL_VERSION, error: loaded.error });
@@ -84,7 +85,12 @@ function hello(frame) {
   registry = loaded.registry;
   const lanes = Number.isInteger(frame.lanes) ? frame.lanes : 0;
   for (let index = 0; index < lanes; index++) openLane(FIRST_LANE_FD + index);
-  writer.send({ t: 'hello', v: PROTOCOL_VERSION, endpoints: registry.list() });
+  const reply = { t: 'hello', v: PROTOCOL_VERSION, endpoints: registry.list() };
+  // The gateway keeps these to restart this version after a crash; a widget whose files
+  // are too large to carry is restarted from its folder instead.
+  const sources = Object.fromEntries(loaded.sources);
+  if (Buffer.byteLength(JSON.stringify(sources)) <= MAX_SOURCES) reply.sources = sources;
+  writer.send(reply);
 }
 
 // A lane is a socket the gateway passed at `fd`; requests arrive on it and are answered

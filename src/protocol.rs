@@ -6,6 +6,8 @@
 //! treats as a fault — because a child that speaks garbage is either broken or hostile,
 //! and in both cases the safe answer is to restart it.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -88,6 +90,11 @@ pub enum CallError {
     Refused { message: String },
 }
 
+/// A widget's own source files (absolute path → text) as one load of it read them: what
+/// the gateway keeps of a version that loaded, to start that version again after a crash
+/// even when the folder has since changed into one that does not load.
+pub type Sources = BTreeMap<String, String>;
+
 /// Gateway → shim.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
@@ -101,6 +108,9 @@ pub enum ToShim {
         allowed_builtins: Vec<String>,
         /// Lanes the child finds open at file descriptors 3, 4, ...
         lanes: usize,
+        /// Load these texts instead of the files on disk (files not named here come from disk).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sources: Option<Sources>,
     },
     Req(RequestHead),
     /// One chunk of the request body: its `len` bytes follow the line (see [`ToShim::encode_with_payload`]).
@@ -187,6 +197,9 @@ pub enum FromShim {
         endpoints: Option<Vec<Endpoint>>,
         #[serde(default)]
         error: Option<LoadError>,
+        /// After a successful load: the files it read, unless they were too large to carry.
+        #[serde(default)]
+        sources: Option<Sources>,
     },
     /// `len`, when present, announces a body payload (possibly empty) after the line.
     Head {
@@ -381,7 +394,29 @@ mod tests {
         let f = FromShim::decode(br#"{"t":"head","id":1,"status":200,"headers":[["a","b"]],"len":2,"end":true}"#).unwrap();
         assert!(matches!(f, FromShim::Head { id: 1, status: 200, len: Some(2), end: true, .. }));
         let f = FromShim::decode(br#"{"t":"hello","v":1,"endpoints":[{"name":"STATUS","method":"GET"}]}"#).unwrap();
-        assert!(matches!(f, FromShim::Hello { v: 1, endpoints: Some(_), error: None }));
+        assert!(matches!(f, FromShim::Hello { v: 1, endpoints: Some(_), error: None, sources: None }));
+        let f = FromShim::decode(br#"{"t":"hello","v":3,"endpoints":[],"sources":{"/w/backend.js":"x"}}"#).unwrap();
+        let expected = Sources::from([("/w/backend.js".to_string(), "x".to_string())]);
+        assert!(matches!(f, FromShim::Hello { sources: Some(s), .. } if s == expected));
+    }
+
+    #[test]
+    fn a_hello_names_sources_only_for_a_pinned_start() {
+        let hello = |sources| ToShim::Hello {
+            v: PROTOCOL_VERSION,
+            widget: "w".into(),
+            backend: "/w/backend.js".into(),
+            modules_dir: "/m".into(),
+            allowed_modules: vec![],
+            allowed_builtins: vec![],
+            lanes: 1,
+            sources,
+        };
+        let plain: Value = serde_json::from_slice(&hello(None).encode()).unwrap();
+        assert!(plain.get("sources").is_none());
+        let pinned = Sources::from([("/w/backend.js".to_string(), "module.exports = () => {};".to_string())]);
+        let pinned: Value = serde_json::from_slice(&hello(Some(pinned)).encode()).unwrap();
+        assert_eq!(pinned["sources"], serde_json::json!({"/w/backend.js": "module.exports = () => {};"}));
     }
 
     #[test]

@@ -39,11 +39,12 @@ function describeLoadError(err, widgetDir) {
   return { message: err.message, ...locate(err, widgetDir), stack: err.stack };
 }
 
-// Returns {registry} on success or {error} describing why the widget cannot serve.
-function loadBackend({ backend, modulesDir, allowedModules, allowedBuiltins }) {
+// Returns {registry, sources} on success, `sources` being the widget's own files as the
+// load read them (path -> text), or {error} describing why the widget cannot serve.
+function loadBackend({ backend, modulesDir, allowedModules, allowedBuiltins, pinnedSources }) {
   const widgetDir = path.dirname(backend);
   try {
-    const loader = createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuiltins });
+    const loader = createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuiltins, pinnedSources });
     const exported = loader.loadFile(backend);
     let define = exported;
     if (typeof define !== 'function') define = exported && exported.default;
@@ -52,7 +53,7 @@ function loadBackend({ backend, modulesDir, allowedModules, allowedBuiltins }) {
     define(registry.registrator);
     const registerError = registry.error();
     if (registerError) return { error: describeLoadError(registerError, widgetDir) };
-    return { registry };
+    return { registry, sources: loader.sourcesRead };
   } catch (err) {
     return { error: describeLoadError(err, widgetDir) };
   }

@@ -14,6 +14,8 @@ const MAX_FRAME_BODY = 64 * 1024;
 // `head` frame, outside the window, up to this size: the gateway's payload limit
 // (src/protocol.rs MAX_PAYLOAD).
 const MAX_WHOLE_BODY = 512 * 1024;
+// The largest `sources` a hello reply carries (as JSON), well inside MAX_LINE.
+const MAX_SOURCES = 1024 * 1024;
 
 // Frames produced in one turn of the event loop go out in a single write: a write to
 // stdout's pipe is a synchronous syscall on Linux and one to a lane a libuv write
@@ -148,6 +150,7 @@ module.exports = {
   PROTOCOL_VERSION,
   FIRST_LANE_FD,
   MAX_FRAME_BODY,
+  MAX_SOURCES,
   MAX_WHOLE_BODY,
   createFrameWriter,
   createFrameReader,

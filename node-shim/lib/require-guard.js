@@ -6,13 +6,16 @@
 //   - packages named in allowed_modules (and their sub-paths), from modules_dir;
 //   - Node built-ins named in allowed_builtins (with or without `node:`);
 //   - the widget's own .js/.ts/.json files inside its folder, guarded the same way.
+// It also remembers the text of every own file it read, so that the gateway can start
+// this version again from those texts (`pinnedSources`) after a crash, when the folder
+// may by then hold a newer version that does not load.
 // Dynamic import() is unavailable (no importModuleDynamically), so it cannot bypass this.
 
 const fs = require('fs');
 const path = require('path');
 const vm = require('vm');
 const { createRequire, isBuiltin } = require('module');
-const { readSource } = require('./transpile');
+const { toCommonJs } = require('./transpile');
 
 const RESOLVE_EXTENSIONS = ['.js', '.ts', '.json'];
 const WRAPPER_PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
@@ -43,10 +46,11 @@ function isFile(file) {
   }
 }
 
-function createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuiltins }) {
+function createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuiltins, pinnedSources = new Map() }) {
   const rootDir = fs.realpathSync(widgetDir);
   const requireFromModules = createRequire(path.join(modulesDir, '/'));
   const cache = new Map();
+  const sourcesRead = new Map();
   const list = (names) => (names.length > 0 ? names.join(', ') : 'none');
 
   function refuse(request) {
@@ -62,8 +66,10 @@ function createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuil
     const base = path.resolve(path.dirname(fromFile), request);
     const candidates = [base, ...RESOLVE_EXTENSIONS.map((ext) => base + ext),
       ...RESOLVE_EXTENSIONS.map((ext) => path.join(base, `index${ext}`))];
-    const found = candidates.find(isFile);
+    const found = candidates.find((file) => pinnedSources.has(file) || isFile(file));
     if (!found) throw moduleNotFound(request, fromFile);
+    // A pinned file was checked when its version first loaded, and is its real path.
+    if (pinnedSources.has(found)) return found;
     const real = fs.realpathSync(found);
     const relative = path.relative(rootDir, real);
     if (relative.startsWith('..') || path.isAbsolute(relative)) {
@@ -88,6 +94,12 @@ function createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuil
     };
   }
 
+  function readOwnFile(file) {
+    const text = pinnedSources.has(file) ? pinnedSources.get(file) : fs.readFileSync(file, 'utf8');
+    sourcesRead.set(file, text);
+    return text;
+  }
+
   function loadFile(file) {
     const cached = cache.get(file);
     if (cached) return cached.exports;
@@ -97,13 +109,13 @@ function createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuil
     try {
       if (path.extname(file) === '.json') {
         try {
-          module.exports = JSON.parse(fs.readFileSync(file, 'utf8'));
+          module.exports = JSON.parse(readOwnFile(file));
         } catch (err) {
           err.message = `${file}: ${err.message}`;
           throw err;
         }
       } else {
-        const fn = vm.compileFunction(readSource(file), WRAPPER_PARAMS, { filename: file });
+        const fn = vm.compileFunction(toCommonJs(readOwnFile(file), file), WRAPPER_PARAMS, { filename: file });
         fn.call(module.exports, module.exports, makeRequire(file), module, file, path.dirname(file));
       }
     } catch (err) {
@@ -114,7 +126,7 @@ function createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuil
     return module.exports;
   }
 
-  return { loadFile };
+  return { loadFile, sourcesRead };
 }
 
 module.exports = { createModuleLoader };

@@ -1,15 +1,14 @@
 'use strict';
-// Owns turning a widget source file into CommonJS. TypeScript goes through sucrase,
+// Owns turning the text of a widget source file into CommonJS. TypeScript goes through sucrase,
 // which only strips types and rewrites import/export in place: line numbers stay
 // those of the .ts file, so stack traces point at the author's lines without source maps.
 
-const fs = require('fs');
 const path = require('path');
 
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
 
-function readSource(file) {
-  const source = fs.readFileSync(file, 'utf8');
+// `source` is the text of `file`; .js comes back as it is.
+function toCommonJs(source, file) {
   if (!TS_EXTENSIONS.has(path.extname(file))) return source;
   // Loaded here, not at the top: sucrase adds ~10 MB to a worker that only runs .js.
   const { transform } = require('sucrase');
@@ -33,4 +32,4 @@ function readSource(file) {
   }
 }
 
-module.exports = { readSource };
+module.exports = { toCommonJs };

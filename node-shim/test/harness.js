@@ -88,6 +88,7 @@ class Shim {
       allowed_modules: options.allowedModules || ['lodash', 'body', 'elkjs'],
       allowed_builtins: options.allowedBuiltins || [],
       lanes: 1,
+      ...(options.sources ? { sources: options.sources } : {}),
     });
     const hello = await shim.waitFor((f) => f.t === 'hello');
     return [shim, hello];

@@ -4,6 +4,9 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { Shim, fixture } = require('./harness');
 
 async function loadError(dir, file = 'backend.js') {
@@ -77,7 +80,8 @@ test('TypeScript backend with export default, import type and declare module', a
 
 test('a backend that registers nothing loads with no endpoints', async () => {
   const [shim, hello] = await Shim.start(fixture('empty', 'backend.js'));
-  assert.deepStrictEqual(hello, { t: 'hello', v: 3, endpoints: [] });
+  const backend = fixture('empty', 'backend.js');
+  assert.deepStrictEqual(hello, { t: 'hello', v: 3, endpoints: [], sources: { [backend]: fs.readFileSync(backend, 'utf8') } });
   await shim.stop();
 });
 
@@ -125,4 +129,58 @@ test('require guard: allowed_builtins opens a builtin, with or without node:', a
   const fs = await shim.request({ url: '/console/wb/try?name=fs' });
   assert.match(JSON.parse(fs.body).message, /allowed builtins: path\)/);
   await shim.stop();
+});
+
+test('the hello reply carries the text of every own file the load read', async () => {
+  const backend = fixture('guard', 'backend.js');
+  const [shim, hello] = await Shim.start(backend);
+  const dir = path.dirname(backend);
+  const expected = Object.fromEntries([backend, path.join(dir, 'lib', 'helper.js'), path.join(dir, 'data.json')]
+    .map((file) => [file, fs.readFileSync(file, 'utf8')]));
+  assert.deepStrictEqual(hello.sources, expected);
+  await shim.stop();
+});
+
+// A last good version whose files have since been broken or removed on disk.
+function brokenWidget() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-pinned-'));
+  fs.mkdirSync(path.join(dir, 'lib'));
+  const backend = path.join(dir, 'backend.js');
+  const good = {
+    [backend]: "const v = require('./lib/version');\nmodule.exports = (r) => r.register('version', (req, res) => res.send(v));\n",
+    [path.join(dir, 'lib', 'version.js')]: "module.exports = 'pinned';\n",
+  };
+  fs.writeFileSync(backend, 'module.exports = (r) => { r.register(;\n');
+  return { dir, backend, good };
+}
+
+test('pinned sources are loaded instead of the files on disk', async () => {
+  const { dir, backend, good } = brokenWidget();
+  const [shim, hello] = await Shim.start(backend, { sources: good });
+  assert.deepStrictEqual(hello.endpoints, [{ name: 'VERSION', method: 'GET' }]);
+  assert.deepStrictEqual(hello.sources, good);
+  assert.strictEqual((await shim.request({ url: '/console/wb/version' })).body.toString(), 'pinned');
+  await shim.stop();
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('without pinned sources the same folder fails to load', async () => {
+  const { dir, backend } = brokenWidget();
+  const [shim, hello] = await Shim.start(backend);
+  assert.match(hello.error.message, /Unexpected token/);
+  assert.strictEqual(await shim.exited, 1);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('sources over 1 MiB are left out of the hello reply', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-large-'));
+  const backend = path.join(dir, 'backend.js');
+  fs.writeFileSync(path.join(dir, 'big.json'), JSON.stringify('x'.repeat(1024 * 1024)));
+  fs.writeFileSync(backend, "const big = require('./big.json');\nmodule.exports = (r) => r.register('size', (req, res) => res.send(String(big.length)));\n");
+  const [shim, hello] = await Shim.start(backend);
+  assert.deepStrictEqual(hello.endpoints, [{ name: 'SIZE', method: 'GET' }]);
+  assert.strictEqual(hello.sources, undefined);
+  assert.strictEqual((await shim.request({ url: '/console/wb/size' })).body.toString(), String(1024 * 1024));
+  await shim.stop();
+  fs.rmSync(dir, { recursive: true });
 });

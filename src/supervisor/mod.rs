@@ -4,8 +4,11 @@
 //! Each widget with a backend gets one supervising task (on the gateway's main thread)
 //! that starts its Node child, publishes what the backend registered, and restarts the
 //! child with exponential backoff when it dies. A backend that fails to load is not
-//! restarted: it stays failed, with its load error, until its files change. Whatever
-//! happens to one widget's child touches only that widget's requests.
+//! restarted: it stays failed, with its load error, until its files change. Once a
+//! version has loaded, though, the widget keeps it: the shim hands back the text of every
+//! file the load read, and a restart after a crash, or a start whose folder no longer
+//! loads, runs that last good version from those texts (reporting the folder's error).
+//! Whatever happens to one widget's child touches only that widget's requests.
 
 mod exchange;
 mod frame_writer;
@@ -29,7 +32,7 @@ pub use worker::{WorkerConn, WorkerGone};
 
 use crate::config::Config;
 use crate::helpers::Helpers;
-use crate::protocol::{Endpoint, LoadError};
+use crate::protocol::{Endpoint, LoadError, Sources};
 use crate::registry::{self, WidgetSource};
 use crate::sandbox::Sandbox;
 
@@ -55,6 +58,21 @@ pub enum WidgetState {
 struct Control {
     generation: u64,
     stop: bool,
+}
+
+/// The version a slot last had serving, kept to start it again as it loaded.
+struct LastGood {
+    sources: Sources,
+    /// Why the newer version in the folder does not load, reported while this one serves.
+    reload_error: Option<LoadError>,
+}
+
+impl LastGood {
+    /// What `running` loaded, if its shim could carry its files (a widget whose files are
+    /// too large for that restarts from its folder).
+    fn of(running: &mut worker::Running) -> Option<LastGood> {
+        running.sources.take().map(|sources| LastGood { sources, reload_error: None })
+    }
 }
 
 /// One widget: its pool of workers (`workers.per_widget` slots, each supervised on its
@@ -318,6 +336,10 @@ impl Supervisor {
         let mut control = widget.control.subscribe();
         let mut backoff = config.workers.restart_backoff_min;
         let mut serving: Option<worker::Running> = None;
+        let mut last_good: Option<LastGood> = None;
+        // After a crash with the files unchanged, the version that crashed starts again
+        // as it loaded, whatever its folder holds now.
+        let mut restart_last_good = false;
         loop {
             if control.borrow_and_update().stop {
                 if let Some(running) = serving.take() {
@@ -329,17 +351,20 @@ impl Supervisor {
             }
             let mut running = match serving.take() {
                 Some(running) => running,
-                None => match self.start_worker(&widget, slot, &helpers, &log).await {
+                None => match self.start_version(&widget, slot, &helpers, &log, &mut last_good, restart_last_good).await {
                     Ok(running) => running,
                     Err(worker::StartError::Load(load_error)) => {
                         error!(log, "backend failed to load: {}", load_error; "file" => load_error.file.clone(), "line" => load_error.line);
                         self.publish(&widget, slot, WidgetState::LoadFailed(load_error));
                         // Nothing to do until the files change.
                         let _ = control.changed().await;
+                        restart_last_good = false;
                         continue;
                     }
                     Err(worker::StartError::Spawn(reason)) => {
-                        self.back_off(&widget, slot, &log, &mut control, &mut backoff, WorkerGone(reason), Duration::ZERO, None).await;
+                        let gone = WorkerGone(reason);
+                        let files_changed = self.back_off(&widget, slot, &log, &mut control, &mut backoff, gone, Duration::ZERO, None).await;
+                        restart_last_good &= !files_changed;
                         continue;
                     }
                 },
@@ -347,18 +372,23 @@ impl Supervisor {
             match running.watch(config.workers.heartbeat, &mut control).await {
                 Some(gone) => {
                     let lived = running.started.elapsed();
-                    self.back_off(&widget, slot, &log, &mut control, &mut backoff, gone, lived, Some(running)).await;
+                    let files_changed = self.back_off(&widget, slot, &log, &mut control, &mut backoff, gone, lived, Some(running)).await;
+                    restart_last_good = !files_changed;
                 }
                 None if control.borrow().stop => serving = Some(running),
                 None => {
                     info!(log, "backend changed: loading the new version");
-                    serving = Some(match self.start_worker(&widget, slot, &helpers, &log).await {
-                        Ok(replacement) => {
+                    serving = Some(match self.start_worker(&widget, slot, &helpers, &log, None).await {
+                        Ok(mut replacement) => {
                             actix_web::rt::spawn(running.retire(config.server.shutdown_grace));
+                            last_good = LastGood::of(&mut replacement);
                             replacement
                         }
                         Err(worker::StartError::Load(load_error)) => {
                             error!(log, "new version failed to load, the previous one keeps serving: {}", load_error);
+                            if let Some(good) = &mut last_good {
+                                good.reload_error = Some(load_error.clone());
+                            }
                             self.publish(&widget, slot, running.ready_state(Some(load_error)));
                             running
                         }
@@ -373,22 +403,65 @@ impl Supervisor {
         }
     }
 
-    /// Starts a worker and, when it is ready, makes it the one requests go to.
-    async fn start_worker(&self, widget: &Widget, slot: usize, helpers: &Rc<Helpers>, log: &Logger) -> Result<worker::Running, worker::StartError> {
+    /// Starts the widget: the version in its folder or, with `restart_last_good`, the
+    /// last good one as it loaded. When the folder's version does not load and a last
+    /// good one exists, that one serves instead, reporting the folder's load error.
+    async fn start_version(
+        &self,
+        widget: &Widget,
+        slot: usize,
+        helpers: &Rc<Helpers>,
+        log: &Logger,
+        last_good: &mut Option<LastGood>,
+        restart_last_good: bool,
+    ) -> Result<worker::Running, worker::StartError> {
+        if let (true, Some(good)) = (restart_last_good, last_good.as_ref()) {
+            return self.start_worker(widget, slot, helpers, log, Some(good)).await;
+        }
+        match self.start_worker(widget, slot, helpers, log, None).await {
+            Ok(mut running) => {
+                *last_good = LastGood::of(&mut running);
+                Ok(running)
+            }
+            Err(worker::StartError::Load(load_error)) => match last_good {
+                Some(good) => {
+                    error!(log, "backend failed to load, its last good version serves again: {}", load_error; "file" => load_error.file.clone(), "line" => load_error.line);
+                    good.reload_error = Some(load_error);
+                    self.start_worker(widget, slot, helpers, log, Some(good)).await
+                }
+                None => Err(worker::StartError::Load(load_error)),
+            },
+            Err(spawn) => Err(spawn),
+        }
+    }
+
+    /// Starts a worker on the widget's folder, or on `pinned`'s sources, and, when it is
+    /// ready, makes it the one requests go to.
+    async fn start_worker(
+        &self,
+        widget: &Widget,
+        slot: usize,
+        helpers: &Rc<Helpers>,
+        log: &Logger,
+        pinned: Option<&LastGood>,
+    ) -> Result<worker::Running, worker::StartError> {
         let backend = widget.source.backend.as_deref().unwrap_or(widget.source.dir.as_path());
         let command = self
             .sandbox
             .worker_command(&self.config, &widget.source.dir, widget.identity)
             .map_err(worker::StartError::Spawn)?;
-        let running = worker::start(&self.config, command, &widget.source, backend, helpers.clone(), log).await?;
-        info!(log, "worker ready"; "pid" => running.pid(), "endpoints" => describe(&running.endpoints));
-        self.publish(widget, slot, running.ready_state(None));
+        let sources = pinned.map(|good| &good.sources);
+        let running = worker::start(&self.config, command, &widget.source, backend, sources, helpers.clone(), log).await?;
+        let version = if pinned.is_some() { "last good" } else { "folder" };
+        info!(log, "worker ready"; "pid" => running.pid(), "endpoints" => describe(&running.endpoints), "version" => version);
+        self.publish(widget, slot, running.ready_state(pinned.and_then(|good| good.reload_error.clone())));
         Ok(running)
     }
 
     /// After a crash: stop routing to the worker, make sure it is gone, count it, answer
     /// 503 for the backoff period (shorter if the files change meanwhile), and make the
     /// next backoff longer unless the worker had lived long enough to count as healthy.
+    /// Returns whether the backoff was cut short by a change of the files (or a stop).
     #[allow(clippy::too_many_arguments)]
     async fn back_off(
         &self,
@@ -400,7 +473,7 @@ impl Supervisor {
         gone: WorkerGone,
         lived: Duration,
         dead: Option<worker::Running>,
-    ) {
+    ) -> bool {
         let workers = &self.config.workers;
         if lived > workers.restart_backoff_max {
             *backoff = workers.restart_backoff_min;
@@ -411,11 +484,12 @@ impl Supervisor {
         }
         widget.restarts.fetch_add(1, Ordering::Relaxed);
         error!(log, "worker crashed: {}", gone; "restart_in" => humantime::format_duration(*backoff).to_string());
-        tokio::select! {
-            _ = tokio::time::sleep(*backoff) => {}
-            _ = control.changed() => {}
-        }
+        let files_changed = tokio::select! {
+            _ = tokio::time::sleep(*backoff) => false,
+            _ = control.changed() => true,
+        };
         *backoff = (*backoff * 2).min(workers.restart_backoff_max);
+        files_changed
     }
 
     /// Finds the worker that serves `service`/`method` of widget `id` and takes one of

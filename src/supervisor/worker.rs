@@ -32,7 +32,8 @@ use super::lane::{self, Lane};
 use crate::config::Config;
 use crate::helpers::Helpers;
 use crate::protocol::{
-    CancelReason, Endpoint, FrameDecoder, FromShim, LoadError, ProtocolError, RequestHead, ToShim, PROTOCOL_VERSION,
+    CancelReason, Endpoint, FrameDecoder, FromShim, LoadError, ProtocolError, RequestHead, Sources, ToShim,
+    PROTOCOL_VERSION,
 };
 use crate::registry::WidgetSource;
 
@@ -406,6 +407,8 @@ pub enum StartError {
 pub struct Running {
     pub conn: Arc<WorkerConn>,
     pub endpoints: Vec<Endpoint>,
+    /// The widget's files as this worker loaded them, when the shim could carry them.
+    pub sources: Option<Sources>,
     child: Child,
     reader: tokio::task::JoinHandle<Result<(), ProtocolError>>,
     pings_sent: u64,
@@ -413,12 +416,14 @@ pub struct Running {
 }
 
 /// Starts the child with `command` and its lanes, performs the handshake and starts the
-/// control reader (lane readers start with the first request on each lane).
+/// control reader (lane readers start with the first request on each lane). With
+/// `pinned`, the backend loads from those texts rather than from its folder.
 pub async fn start(
     config: &Config,
     mut command: tokio::process::Command,
     source: &WidgetSource,
     backend: &Path,
+    pinned: Option<&Sources>,
     helpers: Rc<Helpers>,
     log: &Logger,
 ) -> Result<Running, StartError> {
@@ -463,12 +468,13 @@ pub async fn start(
         allowed_modules: config.widgets.allowed_modules.clone(),
         allowed_builtins: config.widgets.allowed_builtins.clone(),
         lanes: lanes.len(),
+        sources: pinned.cloned(),
     };
     control.send(&hello.encode());
 
     let mut frames = FramedRead::new(stdout, FrameDecoder::default());
     let first = tokio::time::timeout(config.workers.startup_timeout, frames.next()).await;
-    let endpoints = match first {
+    let (endpoints, sources) = match first {
         Err(_) => {
             return Err(StartError::Spawn(format!(
                 "no handshake within {}",
@@ -491,11 +497,11 @@ pub async fn start(
                     "shim speaks protocol version {v}, gateway speaks {PROTOCOL_VERSION}: reinstall node-shim"
                 )))
             }
-            FromShim::Hello { endpoints, .. } => {
+            FromShim::Hello { endpoints, sources, .. } => {
                 let mut endpoints = endpoints.unwrap_or_default();
                 endpoints.sort();
                 endpoints.dedup();
-                endpoints
+                (endpoints, sources)
             }
             other => return Err(StartError::Spawn(format!("expected hello, got {other:?}"))),
         },
@@ -517,7 +523,7 @@ pub async fn start(
         calls_inflight: AtomicUsize::new(0),
     });
     let reader = actix_web::rt::spawn(conn.clone().read_control(frames, helpers, log));
-    Ok(Running { conn, endpoints, child, reader, pings_sent: 0, started: std::time::Instant::now() })
+    Ok(Running { conn, endpoints, sources, child, reader, pings_sent: 0, started: std::time::Instant::now() })
 }
 
 impl Running {
