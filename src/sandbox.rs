@@ -43,6 +43,16 @@ pub struct Layer {
     pub reason: Option<String>,
 }
 
+impl Layer {
+    fn on(name: &'static str) -> Layer {
+        Layer { name, active: true, reason: None }
+    }
+
+    fn off(name: &'static str, reason: impl Into<String>) -> Layer {
+        Layer { name, active: false, reason: Some(reason.into()) }
+    }
+}
+
 /// Who a worker runs as.
 #[derive(Debug, Clone, Copy)]
 enum Identity {
@@ -96,76 +106,60 @@ impl Sandbox {
             next_id_offset: AtomicU32::new(0),
             settings: settings.clone(),
         };
-        let off = |name: &'static str, reason: &str| Layer { name, active: false, reason: Some(reason.into()) };
-        let on = |name: &'static str| Layer { name, active: true, reason: None };
+        sandbox.layers.push(Layer::on("clean_environment"));
 
-        sandbox.layers.push(on("clean_environment"));
-
-        if !settings.network {
-            sandbox.layers.push(off("network_namespace", "turned off (sandbox.network = false)"));
+        if settings.network {
+            let unavailable = "cannot create a network namespace";
+            sandbox.probe_kernel_layer(config, "network_namespace", |s| &mut s.network, unavailable).await;
         } else {
-            sandbox.network = true;
-            match sandbox.probe(config).await {
-                Ok(()) => sandbox.layers.push(on("network_namespace")),
-                Err(e) => {
-                    sandbox.network = false;
-                    sandbox.layers.push(off("network_namespace", &format!("cannot create a network namespace: {e}")));
-                }
-            }
+            sandbox.layers.push(Layer::off("network_namespace", "turned off (sandbox.network = false)"));
         }
 
         if !settings.switch_user {
-            sandbox.layers.push(off("user", "turned off (sandbox.switch_user = false)"));
+            sandbox.layers.push(Layer::off("user", "turned off (sandbox.switch_user = false)"));
         } else if !root {
-            sandbox.layers.push(off("user", "wbe is not running as root, so workers keep its uid"));
+            sandbox.layers.push(Layer::off("user", "wbe is not running as root, so workers keep its uid"));
         } else if settings.user.is_empty() {
             sandbox.identity = Identity::PerWidget { base: settings.uid_base };
-            sandbox.layers.push(on("user"));
+            sandbox.layers.push(Layer::on("user"));
         } else {
             match nix::unistd::User::from_name(&settings.user) {
                 Ok(Some(user)) if !user.uid.is_root() => {
                     sandbox.identity = Identity::Fixed(user.uid, user.gid);
-                    sandbox.layers.push(on("user"));
+                    sandbox.layers.push(Layer::on("user"));
                 }
-                Ok(Some(_)) => sandbox.layers.push(off("user", "sandbox.user is root")),
-                _ => sandbox.layers.push(off("user", &format!("no such user `{}`", settings.user))),
+                Ok(Some(_)) => sandbox.layers.push(Layer::off("user", "sandbox.user is root")),
+                _ => sandbox.layers.push(Layer::off("user", format!("no such user `{}`", settings.user))),
             }
         }
         if !matches!(sandbox.identity, Identity::Inherit) {
             if let Err(e) = sandbox.probe(config).await {
                 sandbox.identity = Identity::Inherit;
                 if let Some(layer) = sandbox.layers.iter_mut().find(|l| l.name == "user") {
-                    *layer = off("user", &format!("cannot switch user: {e}"));
+                    *layer = Layer::off("user", format!("cannot switch user: {e}"));
                 }
             }
         }
 
-        sandbox.layers.push(if settings.no_new_privs { on("no_new_privs") } else { off("no_new_privs", "turned off") });
-        sandbox.layers.push(if settings.limits { on("resource_limits") } else { off("resource_limits", "turned off") });
+        sandbox.layers.push(if settings.no_new_privs { Layer::on("no_new_privs") } else { Layer::off("no_new_privs", "turned off") });
+        sandbox.layers.push(if settings.limits { Layer::on("resource_limits") } else { Layer::off("resource_limits", "turned off") });
 
         if !settings.node_permissions {
-            sandbox.layers.push(off("node_permissions", "turned off (sandbox.node_permissions = false)"));
+            sandbox.layers.push(Layer::off("node_permissions", "turned off (sandbox.node_permissions = false)"));
         } else {
             match permission_flag(config).await {
                 Ok(flag) => {
                     sandbox.permission_flag = Some(flag);
-                    sandbox.layers.push(on("node_permissions"));
+                    sandbox.layers.push(Layer::on("node_permissions"));
                 }
-                Err(e) => sandbox.layers.push(off("node_permissions", &e)),
+                Err(e) => sandbox.layers.push(Layer::off("node_permissions", e)),
             }
         }
 
-        if !settings.landlock {
-            sandbox.layers.push(off("landlock", "turned off (sandbox.landlock = false)"));
+        if settings.landlock {
+            sandbox.probe_kernel_layer(config, "landlock", |s| &mut s.landlock, "not available on this kernel").await;
         } else {
-            sandbox.landlock = true;
-            match sandbox.probe(config).await {
-                Ok(()) => sandbox.layers.push(on("landlock")),
-                Err(e) => {
-                    sandbox.landlock = false;
-                    sandbox.layers.push(off("landlock", &format!("not available on this kernel: {e}")));
-                }
-            }
+            sandbox.layers.push(Layer::off("landlock", "turned off (sandbox.landlock = false)"));
         }
 
         if settings.required {
@@ -187,6 +181,19 @@ impl Sandbox {
 
     pub fn layers(&self) -> &[Layer] {
         &self.layers
+    }
+
+    /// Turns on a layer the kernel must support (`switch` picks its flag) and keeps it
+    /// only if Node starts behind it.
+    async fn probe_kernel_layer(&mut self, config: &Config, name: &'static str, switch: fn(&mut Sandbox) -> &mut bool, unavailable: &str) {
+        *switch(self) = true;
+        match self.probe(config).await {
+            Ok(()) => self.layers.push(Layer::on(name)),
+            Err(e) => {
+                *switch(self) = false;
+                self.layers.push(Layer::off(name, format!("{unavailable}: {e}")));
+            }
+        }
     }
 
     /// Has Node syntax-check the shim behind the layers enabled so far: proof that they

@@ -12,12 +12,10 @@ use std::time::Duration;
 use actix_tls::connect::Resolver;
 use serde_json::{json, Value};
 
-use super::{header_args, query, string_arg, tls, TlsError};
+use super::{header_args, query, read_response, string_arg, tls, TlsError};
 use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
-/// Largest manager response a helper call buffers.
-const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 /// Page size `doGetFull` asks for, as the stage does.
 const PAGE_SIZE: u64 = 1000;
 
@@ -127,12 +125,7 @@ impl Manager {
             Some(value) => request.send_json(value).await,
             None => request.send().await,
         };
-        let mut response = sent.map_err(|e| CallError::Transport { message: format!("manager request {method} {path} failed: {e}") })?;
-        let bytes = response
-            .body()
-            .limit(MAX_RESPONSE)
-            .await
-            .map_err(|e| CallError::Transport { message: format!("manager response to {method} {path} unreadable: {e}") })?;
+        let (response, bytes) = read_response(sent, &format!("manager request {method} {path}")).await?;
         let parsed = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if response.status().is_success() {
             Ok(parsed)

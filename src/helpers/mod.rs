@@ -13,6 +13,8 @@ pub mod tls;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures_util::Stream;
 use serde_json::Value;
 use slog::{debug, Logger};
 
@@ -20,6 +22,9 @@ use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
 pub use tls::TlsError;
+
+/// Largest response a helper call buffers.
+const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
 /// The gateway-side helpers shared by every worker (one per gateway main thread: awc
 /// clients are not thread-safe, and workers are supervised on that thread).
@@ -73,4 +78,22 @@ fn header_args(args: &Value) -> Result<Vec<(String, String)>, CallError> {
         pairs.push((name.to_ascii_lowercase(), value));
     }
     Ok(pairs)
+}
+
+/// A sent helper request's response with its whole body (at most [`MAX_RESPONSE`]);
+/// `what` names the request in the error the widget sees (`GET https://host/path`).
+async fn read_response<S>(
+    sent: Result<awc::ClientResponse<S>, awc::error::SendRequestError>,
+    what: &str,
+) -> Result<(awc::ClientResponse<S>, Bytes), CallError>
+where
+    S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let mut response = sent.map_err(|e| CallError::Transport { message: format!("{what} failed: {e}") })?;
+    let bytes = response
+        .body()
+        .limit(MAX_RESPONSE)
+        .await
+        .map_err(|e| CallError::Transport { message: format!("{what}: response unreadable: {e}") })?;
+    Ok((response, bytes))
 }

@@ -16,11 +16,10 @@ use actix_tls::connect::{Resolve, Resolver};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::{header_args, query, string_arg, tls, TlsError};
+use super::{header_args, query, read_response, string_arg, tls, TlsError};
 use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
-const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct RequestHelper {
@@ -68,12 +67,7 @@ impl RequestHelper {
             Some(body) => request.send_json(body).await,
             None => request.send().await,
         };
-        let mut response = sent.map_err(|e| CallError::Transport { message: format!("{method} {raw_url} failed: {e}") })?;
-        let bytes = response
-            .body()
-            .limit(MAX_RESPONSE)
-            .await
-            .map_err(|e| CallError::Transport { message: format!("response of {method} {raw_url} unreadable: {e}") })?;
+        let (response, bytes) = read_response(sent, &format!("{method} {raw_url}")).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(CallError::Status {
