@@ -1,6 +1,6 @@
 'use strict';
-// Owns turning the text of a widget source file into CommonJS. TypeScript goes through sucrase,
-// which only strips types and rewrites import/export in place: line numbers stay
+// Owns turning the text of a widget source file into CommonJS. TypeScript goes through
+// sucrase, which only strips types and rewrites import/export in place: line numbers stay
 // those of the .ts file, so stack traces point at the author's lines without source maps.
 
 const path = require('path');

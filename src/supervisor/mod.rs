@@ -394,6 +394,9 @@ impl Supervisor {
                         }
                         Err(worker::StartError::Spawn(reason)) => {
                             error!(log, "new version could not start, the previous one keeps serving: {}", reason);
+                            if let Some(good) = &mut last_good {
+                                good.reload_error = None;
+                            }
                             self.publish(&widget, slot, running.ready_state(None));
                             running
                         }
