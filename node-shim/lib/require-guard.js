@@ -68,9 +68,8 @@ function createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuil
       ...RESOLVE_EXTENSIONS.map((ext) => path.join(base, `index${ext}`))];
     const found = candidates.find((file) => pinnedSources.has(file) || isFile(file));
     if (!found) throw moduleNotFound(request, fromFile);
-    // A pinned file was checked when its version first loaded, and is its real path.
-    if (pinnedSources.has(found)) return found;
-    const real = fs.realpathSync(found);
+    // A pinned file is named by the real path it had when its version first loaded.
+    const real = pinnedSources.has(found) ? found : fs.realpathSync(found);
     const relative = path.relative(rootDir, real);
     if (relative.startsWith('..') || path.isAbsolute(relative)) {
       throw new Error(`Cannot require '${request}': outside the widget's folder ${rootDir}`);

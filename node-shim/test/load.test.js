@@ -172,6 +172,21 @@ test('without pinned sources the same folder fails to load', async () => {
   fs.rmSync(dir, { recursive: true });
 });
 
+test('a pinned file outside the widget folder is refused like any other', async () => {
+  const { dir, backend } = brokenWidget();
+  const outside = path.join(path.dirname(dir), 'outside.js');
+  const sources = {
+    [backend]: "module.exports = require('../outside.js');\n",
+    [outside]: 'module.exports = (r) => {};\n',
+  };
+  const [shim, hello] = await Shim.start(backend, { sources });
+  const code = await shim.stop();
+  assert.ok(hello.error, `expected a load error, got ${JSON.stringify(hello)}`);
+  assert.match(hello.error.message, /Cannot require '\.\.\/outside\.js': outside the widget's folder/);
+  assert.strictEqual(code, 1);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('sources over 1 MiB are left out of the hello reply', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-large-'));
   const backend = path.join(dir, 'backend.js');
