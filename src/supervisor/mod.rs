@@ -141,6 +141,40 @@ impl Widget {
             .unwrap_or(WidgetState::NoBackend)
     }
 
+    /// The least busy worker serving an endpoint `service`/`method`; read in place, since
+    /// this runs for every request.
+    fn least_busy_worker(&self, service: &str, method: &str) -> Option<Arc<WorkerConn>> {
+        let mut best: Option<(usize, Arc<WorkerConn>)> = None;
+        for slot in &self.slots {
+            let slot = slot.read().unwrap_or_else(|p| p.into_inner());
+            let WidgetState::Ready { workers, endpoints, .. } = &*slot else { continue };
+            if !endpoints.iter().any(|e| e.name == service && e.method == method) {
+                continue;
+            }
+            for worker in workers {
+                let load = worker.inflight_count();
+                if best.as_ref().map_or(true, |(least, _)| load < *least) {
+                    best = Some((load, worker.clone()));
+                }
+            }
+        }
+        best.map(|(_, worker)| worker)
+    }
+
+    /// Why no worker of the widget can take a request right now, as the gateway answers it.
+    fn why_not_routable(&self) -> RouteError {
+        match self.state() {
+            WidgetState::NoBackend => RouteError::NoBackend,
+            WidgetState::LoadFailed(e) => RouteError::LoadFailed(e),
+            WidgetState::Starting => RouteError::Unavailable { reason: "is starting".into(), retry_after: Duration::from_secs(1) },
+            WidgetState::Restarting { until, reason } => RouteError::Unavailable {
+                reason: format!("is restarting after a crash ({reason})"),
+                retry_after: until.saturating_duration_since(Instant::now()).max(Duration::from_secs(1)),
+            },
+            WidgetState::Ready { endpoints, .. } => RouteError::NoEndpoint { available: endpoints },
+        }
+    }
+
     fn set_state(&self, slot: usize, state: WidgetState) {
         if let Some(slot) = self.slots.get(slot) {
             *slot.write().unwrap_or_else(|p| p.into_inner()) = state;
@@ -504,31 +538,8 @@ impl Supervisor {
         method: &str,
     ) -> Result<(Arc<WorkerConn>, OwnedSemaphorePermit), RouteError> {
         let widget = self.widget(id).ok_or(RouteError::NoWidget)?;
-        let conn = match widget.state() {
-            WidgetState::NoBackend => return Err(RouteError::NoBackend),
-            WidgetState::LoadFailed(e) => return Err(RouteError::LoadFailed(e)),
-            WidgetState::Starting => {
-                return Err(RouteError::Unavailable { reason: "is starting".into(), retry_after: Duration::from_secs(1) })
-            }
-            WidgetState::Restarting { until, reason } => {
-                return Err(RouteError::Unavailable {
-                    reason: format!("is restarting after a crash ({reason})"),
-                    retry_after: until.saturating_duration_since(Instant::now()).max(Duration::from_secs(1)),
-                })
-            }
-            WidgetState::Ready { workers, endpoints, .. } => {
-                // The stage matches upper-cased names, so must we (`ß` is `SS`, not `ß`).
-                let service = service.to_uppercase();
-                if !endpoints.iter().any(|e| e.name == service && e.method == method) {
-                    return Err(RouteError::NoEndpoint { available: endpoints });
-                }
-                // The least busy worker of the pool.
-                workers.into_iter().min_by_key(|w| w.inflight_count()).ok_or(RouteError::Unavailable {
-                    reason: "has no worker up".into(),
-                    retry_after: Duration::from_secs(1),
-                })?
-            }
-        };
+        // The stage matches upper-cased names, so must we (`ß` is `SS`, not `ß`).
+        let conn = widget.least_busy_worker(&service.to_uppercase(), method).ok_or_else(|| widget.why_not_routable())?;
         let admission = &widget.admission;
         let slot = match admission.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
