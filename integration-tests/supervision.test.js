@@ -135,6 +135,37 @@ describe('supervision', () => {
     assert.match((await refused[0].json()).message, /request queue is full/);
   });
 
+  it('a request that gave up waiting in the queue gives its place back', async () => {
+    // Four responses that never end hold every slot of the widget.
+    const holders = Array.from({ length: 4 }, () => new AbortController());
+    const streams = await Promise.all(holders.map((holder) => wbe.call('drip', { widget: 'sleeper', signal: holder.signal })));
+    assert.deepEqual(streams.map((r) => r.status), [200, 200, 200, 200]);
+    try {
+      // Twice as many waits as the queue has places: each must wait out its time, not be
+      // refused at once for a queue that is in fact empty.
+      for (let round = 0; round < 2; round += 1) {
+        const waited = await Promise.all([1, 2].map(() => wbe.call('slow', { widget: 'sleeper', query: 'ms=1' })));
+        for (const response of waited) {
+          assert.equal(response.status, 503);
+          assert.match((await response.json()).message, /no worker was free within handler_timeout/);
+        }
+      }
+    } finally {
+      for (const holder of holders) holder.abort();
+    }
+    await eventually(async () => (await wbe.call('slow', { widget: 'sleeper', query: 'ms=1' })).status === 200, { what: 'the slots free again' });
+  });
+
+  it('a stalled streaming response ends when its client leaves, and frees its slot', async () => {
+    await eventually(async () => (await wbe.widgetStatus('sleeper')).inflight === 0, { what: 'sleeper idle' });
+    const holder = new AbortController();
+    const response = await wbe.call('drip', { widget: 'sleeper', signal: holder.signal });
+    assert.equal(response.status, 200);
+    assert.equal((await wbe.widgetStatus('sleeper')).inflight, 1);
+    holder.abort();
+    await eventually(async () => (await wbe.widgetStatus('sleeper')).inflight === 0, { what: 'the stalled request to end' });
+  });
+
   it('a worker that allocates without bound is stopped at the memory limit and restarted', async () => {
     for (const endpoint of ['heap', 'buffers']) {
       const before = await pidOf(wbe, 'leaker');

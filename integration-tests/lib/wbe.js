@@ -145,12 +145,12 @@ async function startWbe({ widgets = [], config = '', args = [], env = {} } = {})
     fetch(pathname, init = {}) {
       return fetch(base + pathname, init);
     },
-    /** Calls a widget endpoint: `call('status', {widget: 'status', method, headers, body, query})`. */
-    call(name, { widget, method = 'GET', headers = {}, body, query = '' } = {}) {
+    /** Calls a widget endpoint: `call('status', {widget: 'status', method, headers, body, query, signal})`. */
+    call(name, { widget, method = 'GET', headers = {}, body, query = '', signal } = {}) {
       const allHeaders = { ...headers };
       if (widget !== undefined) allHeaders['widget-id'] = widget;
       const qs = query ? `?${query}` : '';
-      return fetch(`${base}/console/wb/${name}${qs}`, { method, headers: allHeaders, body, duplex: body ? 'half' : undefined });
+      return fetch(`${base}/console/wb/${name}${qs}`, { method, headers: allHeaders, body, duplex: body ? 'half' : undefined, signal });
     },
     async status() {
       return (await fetch(`${base}/_wbe/status`)).json();

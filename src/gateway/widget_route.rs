@@ -12,6 +12,7 @@ use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
 use percent_encoding::percent_decode_str;
 use slog::{info, warn};
 
@@ -117,15 +118,8 @@ async fn forward(
             service.to_uppercase()
         )));
     }
-    // Waiting in the widget's queue counts against the handler timeout too.
-    let route = tokio::time::timeout(config.workers.handler_timeout, state.supervisor.route(widget, &service, method))
-        .await
-        .unwrap_or_else(|_| {
-            Err(RouteError::Unavailable {
-                reason: "is busy: no worker was free within handler_timeout".into(),
-                retry_after: std::time::Duration::from_secs(1),
-            })
-        });
+    // A wait in the widget's queue is bounded by the handler timeout too.
+    let route = state.supervisor.route(widget, &service, method, config.workers.handler_timeout).await;
     routed.widget_known = !matches!(route, Err(RouteError::NoWidget));
     let (conn, slot) = route.map_err(|e| route_error(e, widget, &service, method))?;
     routed.endpoint_known = true;
@@ -169,19 +163,13 @@ async fn forward(
 
     let timeout = config.workers.handler_timeout;
     let peer = req.conn_data::<PeerSocket>().copied();
-    let client_gone = async move {
-        match peer {
-            Some(peer) => peer.closed().await,
-            None => std::future::pending().await,
-        }
-    };
     let head = tokio::select! {
         head = tokio::time::timeout(timeout, exchange.head()) => head,
         Ok(BodyTooLarge) = &mut too_large_rx => {
             exchange.cancel(CancelReason::Client);
             return Err(too_large(config.server.max_body_size));
         }
-        () = client_gone => {
+        () = client_gone(peer) => {
             exchange.cancel(CancelReason::Client);
             // Nobody will read this; it is what the request's log line shows (nginx's 499).
             return Err(GatewayError::new(
@@ -242,12 +230,22 @@ async fn forward(
             response.body(BodyStream::new(futures_util::stream::once(async { Ok::<_, std::convert::Infallible>(body) })))
         });
     }
-    let body = exchange.into_body();
+    // A stream that stalls writes nothing, so actix would never see its client leave and
+    // the request would hold the widget's slot until the worker ends: end it then.
+    let body = exchange.into_body().take_until(client_gone(peer));
     // `body`, not `streaming`: the latter adds a Content-Type the widget did not set.
     Ok(match content_length {
         Some(length) => response.body(SizedStream::new(length, body)),
         None => response.body(BodyStream::new(body)),
     })
+}
+
+/// Resolves once the client has closed its connection; never, where that cannot be known.
+async fn client_gone(peer: Option<PeerSocket>) {
+    match peer {
+        Some(peer) => peer.closed().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn too_large(limit: u64) -> GatewayError {

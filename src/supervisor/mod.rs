@@ -195,6 +195,25 @@ struct Admission {
     queue_limit: usize,
 }
 
+/// A place in a widget's request queue. It is given back when dropped, so a wait that
+/// ends any way at all (a slot, the timeout, or the gateway dropping the request when
+/// its client goes away) frees it.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(admission: &'a Admission) -> Option<QueuePlace<'a>> {
+        let place = QueuePlace(&admission.waiting);
+        // Counted before the check, so two requests cannot both take the last place.
+        (admission.waiting.fetch_add(1, Ordering::AcqRel) < admission.queue_limit).then_some(place)
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Why a request cannot be routed to a widget, in the terms the gateway answers with.
 #[derive(Debug)]
 pub enum RouteError {
@@ -530,12 +549,14 @@ impl Supervisor {
     }
 
     /// Finds the worker that serves `service`/`method` of widget `id` and takes one of
-    /// the widget's admission slots (waiting in its queue if need be).
+    /// the widget's admission slots, waiting in its queue for up to `queue_timeout` if
+    /// need be.
     pub async fn route(
         &self,
         id: &str,
         service: &str,
         method: &str,
+        queue_timeout: Duration,
     ) -> Result<(Arc<WorkerConn>, OwnedSemaphorePermit), RouteError> {
         let widget = self.widget(id).ok_or(RouteError::NoWidget)?;
         // The stage matches upper-cased names, so must we (`ß` is `SS`, not `ß`).
@@ -544,16 +565,24 @@ impl Supervisor {
         let slot = match admission.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
-                if admission.waiting.fetch_add(1, Ordering::AcqRel) >= admission.queue_limit {
-                    admission.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(RouteError::Unavailable {
-                        reason: "is busy: its request queue is full".into(),
-                        retry_after: Duration::from_secs(1),
-                    });
+                let place = QueuePlace::take(admission).ok_or_else(|| RouteError::Unavailable {
+                    reason: "is busy: its request queue is full".into(),
+                    retry_after: Duration::from_secs(1),
+                })?;
+                let slot = tokio::time::timeout(queue_timeout, admission.slots.clone().acquire_owned()).await;
+                drop(place);
+                match slot {
+                    Ok(Ok(slot)) => slot,
+                    Ok(Err(_)) => {
+                        return Err(RouteError::Unavailable { reason: "is stopping".into(), retry_after: Duration::from_secs(1) })
+                    }
+                    Err(_) => {
+                        return Err(RouteError::Unavailable {
+                            reason: "is busy: no worker was free within handler_timeout".into(),
+                            retry_after: Duration::from_secs(1),
+                        })
+                    }
                 }
-                let slot = admission.slots.clone().acquire_owned().await;
-                admission.waiting.fetch_sub(1, Ordering::AcqRel);
-                slot.map_err(|_| RouteError::Unavailable { reason: "is stopping".into(), retry_after: Duration::from_secs(1) })?
             }
         };
         Ok((conn, slot))

@@ -15,5 +15,10 @@ module.exports = (r) => {
     r.register('slow', 'GET', (req, res) => {
         setTimeout(() => res.json({ done: true }), Number(req.query.ms || 500));
     });
+    // A response that starts and never ends: it holds its admission slot until the
+    // client goes away.
+    r.register('drip', 'GET', (req, res) => {
+        res.write('x');
+    });
     r.register('stats', 'GET', (req, res) => res.json({ aborted, active }));
 };
