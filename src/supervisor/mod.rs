@@ -560,10 +560,12 @@ impl Supervisor {
     ) -> Result<(Arc<WorkerConn>, OwnedSemaphorePermit), RouteError> {
         let widget = self.widget(id).ok_or(RouteError::NoWidget)?;
         // The stage matches upper-cased names, so must we (`ß` is `SS`, not `ß`).
-        let conn = widget.least_busy_worker(&service.to_uppercase(), method).ok_or_else(|| widget.why_not_routable())?;
+        let service = service.to_uppercase();
+        let pick = || widget.least_busy_worker(&service, method).ok_or_else(|| widget.why_not_routable());
+        let conn = pick()?;
         let admission = &widget.admission;
-        let slot = match admission.slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
+        match admission.slots.clone().try_acquire_owned() {
+            Ok(slot) => Ok((conn, slot)),
             Err(_) => {
                 let place = QueuePlace::take(admission).ok_or_else(|| RouteError::Unavailable {
                     reason: "is busy: its request queue is full".into(),
@@ -572,20 +574,16 @@ impl Supervisor {
                 let slot = tokio::time::timeout(queue_timeout, admission.slots.clone().acquire_owned()).await;
                 drop(place);
                 match slot {
-                    Ok(Ok(slot)) => slot,
-                    Ok(Err(_)) => {
-                        return Err(RouteError::Unavailable { reason: "is stopping".into(), retry_after: Duration::from_secs(1) })
-                    }
-                    Err(_) => {
-                        return Err(RouteError::Unavailable {
-                            reason: "is busy: no worker was free within handler_timeout".into(),
-                            retry_after: Duration::from_secs(1),
-                        })
-                    }
+                    // The pool may have changed during the wait (a crash, a reload): pick again.
+                    Ok(Ok(slot)) => Ok((pick()?, slot)),
+                    Ok(Err(_)) => Err(RouteError::Unavailable { reason: "is stopping".into(), retry_after: Duration::from_secs(1) }),
+                    Err(_) => Err(RouteError::Unavailable {
+                        reason: "is busy: no worker was free within handler_timeout".into(),
+                        retry_after: Duration::from_secs(1),
+                    }),
                 }
             }
-        };
-        Ok((conn, slot))
+        }
     }
 }
 
