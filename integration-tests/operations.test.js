@@ -167,6 +167,57 @@ describe('the last good version outlives a crash', () => {
   });
 });
 
+describe('a widgets folder replaced as a whole', () => {
+  const answer = async (wbe) => {
+    const response = await wbe.call('version', { widget: 'w' });
+    return response.status === 200 && response.text();
+  };
+  const serving = (wbe, expected) => eventually(async () => (await answer(wbe)) === expected, { what: `${expected} serving` });
+  // A folder laid out by writeWidgets, readable by the workers' own uids.
+  const release = (base, name, v) => {
+    fs.mkdirSync(path.join(base, name), { mode: 0o755 });
+    return writeWidgets({ w: { 'backend.js': version(v) } }, path.join(base, name));
+  };
+
+  it('is followed when a symlink on the way to it is switched', async () => {
+    const base = tempDir('wbe-deploy-');
+    release(base, 'release-1', 'r1');
+    fs.symlinkSync('release-1', path.join(base, 'current'));
+    const wbe = await startWbe({ widgets: path.join(base, 'current') });
+    try {
+      assert.equal(await answer(wbe), 'r1');
+      // What deploy tools do: a new link renamed over the old one, in one step.
+      release(base, 'release-2', 'r2');
+      fs.symlinkSync('release-2', path.join(base, 'current.new'));
+      fs.renameSync(path.join(base, 'current.new'), path.join(base, 'current'));
+      await serving(wbe, 'r2');
+      // The watch moved with it: an edit in the new release is noticed too.
+      writeBackend(path.join(base, 'release-2'), 'w', version('r2-edited'));
+      await serving(wbe, 'r2-edited');
+      await wbe.waitForLog((l) => l.msg === 'widget folder replaced, watching the new one');
+    } finally {
+      await wbe.stop();
+    }
+  });
+
+  it('is followed when a new folder is renamed into its place', async () => {
+    const base = tempDir('wbe-deploy-');
+    const widgets = release(base, 'widgets', 'a');
+    const wbe = await startWbe({ widgets });
+    try {
+      assert.equal(await answer(wbe), 'a');
+      release(base, 'staged', 'b');
+      fs.renameSync(widgets, path.join(base, 'widgets.old'));
+      fs.renameSync(path.join(base, 'staged'), widgets);
+      await serving(wbe, 'b');
+      writeBackend(widgets, 'w', version('b-edited'));
+      await serving(wbe, 'b-edited');
+    } finally {
+      await wbe.stop();
+    }
+  });
+});
+
 describe('reload without file notifications', () => {
   it('SIGHUP, POST /_wbe/reload and polling rescan the folders', async () => {
     const root = writeWidgets({ nfs: { 'backend.js': version('a') } });

@@ -177,7 +177,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         let (server, addrs) = gateway::bind(state, config.server.listen).map_err(|e| {
             format!("cannot listen on {}: {e} (is another server using it? choose another with --listen)", config.server.listen)
         })?;
-        let _watcher = watcher::start(supervisor.clone(), &config, log.clone());
+        watcher::start(supervisor.clone(), &config, log.clone());
         for addr in &addrs {
             info!(log, "listening"; "addr" => addr.to_string(), "context_path" => config.server.context_path.clone(), "auth" => format!("{:?}", config.auth.mode).to_lowercase());
         }

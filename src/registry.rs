@@ -89,11 +89,14 @@ fn find_backend(dir: &Path, config: &WidgetsConfig, warnings: &mut Vec<String>) 
 /// and the bound keeps a mistaken folder (say, one holding a `node_modules`) cheap.
 const FINGERPRINT_FILES: usize = 2000;
 
-/// A hash of the names, sizes and modification times of the files under `dir`. Cheap
-/// enough to recompute on every rescan, which is what makes polling for changes (on file
-/// systems without change notification) practical.
+/// A hash of the names, sizes, modification times, inodes and change times of the files
+/// under `dir`: a file copied in with its old size and modification time (`cp -p`,
+/// `rsync -t`) still has a new inode or change time. Cheap enough to recompute on every
+/// rescan, which is what makes polling for changes (on file systems without change
+/// notification) practical.
 fn fingerprint(dir: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let mut pending = vec![dir.to_path_buf()];
     let mut seen = 0;
@@ -110,6 +113,7 @@ fn fingerprint(dir: &Path) -> u64 {
             entry.path().hash(&mut hasher);
             meta.len().hash(&mut hasher);
             meta.modified().ok().hash(&mut hasher);
+            (meta.ino(), meta.ctime(), meta.ctime_nsec()).hash(&mut hasher);
             if meta.is_dir() {
                 pending.push(entry.path());
             }
@@ -171,6 +175,23 @@ mod tests {
         fs::create_dir(tmp.path().join("lib")).unwrap();
         fs::write(tmp.path().join("lib/util.js"), "x").unwrap();
         assert_ne!(changed, fingerprint(tmp.path()));
+    }
+
+    #[test]
+    fn fingerprint_sees_a_file_replaced_with_its_old_size_and_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("backend.js");
+        fs::write(&file, "a").unwrap();
+        let before = fingerprint(tmp.path());
+        // What `cp -p` or `rsync -t` of another version does: same size and mtime.
+        let staging = tempfile::tempdir_in(tmp.path().parent().unwrap()).unwrap();
+        let staged = staging.path().join("backend.js");
+        fs::write(&staged, "b").unwrap();
+        let mtime = fs::metadata(&file).unwrap().modified().unwrap();
+        fs::File::options().write(true).open(&staged).unwrap().set_modified(mtime).unwrap();
+        fs::rename(&staged, &file).unwrap();
+        assert_eq!(fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+        assert_ne!(before, fingerprint(tmp.path()));
     }
 
     #[test]

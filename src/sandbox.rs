@@ -64,6 +64,32 @@ enum Identity {
     PerWidget { base: u32 },
 }
 
+/// What a worker is handed, every symlink resolved. Node's permission model checks the
+/// paths a worker opens, and following a symlink means reading the link, which a worker
+/// may only do inside its grants; so a worker only ever sees real paths, and a deploy
+/// that reaches the widgets or wbe itself through a symlink (`current -> release-N`)
+/// works.
+#[derive(Debug, Clone)]
+pub struct WorkerPaths {
+    pub shim: PathBuf,
+    pub widget_dir: PathBuf,
+    pub backend: PathBuf,
+    pub modules_dir: PathBuf,
+}
+
+impl WorkerPaths {
+    /// A path that does not resolve (yet) is kept as it is; starting the worker says why.
+    pub fn resolve(config: &Config, widget_dir: &Path, backend: &Path) -> WorkerPaths {
+        let real = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        WorkerPaths {
+            shim: real(&config.shim_path()),
+            widget_dir: real(widget_dir),
+            backend: real(backend),
+            modules_dir: real(config.modules_dir()),
+        }
+    }
+}
+
 pub struct Sandbox {
     layers: Vec<Layer>,
     network: bool,
@@ -232,16 +258,10 @@ impl Sandbox {
 
     /// The command that starts one widget worker, with its working directory in the
     /// widget's own folder and the layers applied.
-    pub fn worker_command(
-        &self,
-        config: &Config,
-        widget_dir: &Path,
-        identity: Option<(Uid, Gid)>,
-    ) -> Result<Command, String> {
-        let shim = config.shim_path();
-        let shim_dir = shim.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let readable = [shim_dir, widget_dir.to_path_buf(), config.modules_dir().to_path_buf()];
-        let mut cmd = self.base_command(config, widget_dir, &readable, identity)?;
+    pub fn worker_command(&self, config: &Config, paths: &WorkerPaths, identity: Option<(Uid, Gid)>) -> Result<Command, String> {
+        let shim_dir = paths.shim.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let readable = [shim_dir, paths.widget_dir.clone(), paths.modules_dir.clone()];
+        let mut cmd = self.base_command(config, &paths.widget_dir, &readable, identity)?;
         let heap_mb = (config.workers.memory_limit / 1_000_000).max(16);
         cmd.arg(format!("--max-old-space-size={heap_mb}"));
         if let Some(flag) = self.permission_flag {
@@ -250,7 +270,7 @@ impl Sandbox {
                 cmd.arg(format!("--allow-fs-read={}", path.display()));
             }
         }
-        cmd.arg(shim).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.arg(&paths.shim).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         Ok(cmd)
     }
 

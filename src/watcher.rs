@@ -5,7 +5,15 @@
 //! a polling interval for network file systems that never deliver notifications, and
 //! SIGHUP for operators and deploy scripts. A rescan is cheap when nothing changed: it
 //! compares fingerprints of the widget folders and touches no worker.
+//!
+//! A watch follows a folder, not its path: a deploy that renames a new widgets folder
+//! into place, or switches a symlink on the way to it, leaves the watch on the old folder
+//! and no event says so. So the configured folders' identities (device and inode, after
+//! symlinks) are checked every [`IDENTITY_CHECK`]; a folder that changed is watched anew
+//! and rescanned.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,12 +28,17 @@ use crate::supervisor::Supervisor;
 const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Longest a rescan waits for events to quiet down.
 const MAX_DEBOUNCE: Duration = Duration::from_secs(1);
+/// How often the watched folders are checked for having been replaced as a whole.
+const IDENTITY_CHECK: Duration = Duration::from_secs(2);
 
-/// Starts every configured trigger. Keep the returned watcher alive for as long as
-/// changes should be noticed.
-pub fn start(supervisor: Arc<Supervisor>, config: &Config, log: Logger) -> Option<notify::RecommendedWatcher> {
+/// Starts every configured trigger; they run for as long as the server does.
+pub fn start(supervisor: Arc<Supervisor>, config: &Config, log: Logger) {
     let (events_tx, events_rx) = mpsc::unbounded_channel::<()>();
-    let watcher = if config.widgets.watch { watch_folders(config, events_tx.clone(), &log) } else { None };
+    if config.widgets.watch {
+        if let Some(watch) = FolderWatch::start(config, events_tx.clone(), &log) {
+            actix_web::rt::spawn(watch.follow_replacements(events_tx.clone(), log.clone()));
+        }
+    }
 
     if !config.widgets.poll_interval.is_zero() {
         let tick = events_tx.clone();
@@ -59,27 +72,77 @@ pub fn start(supervisor: Arc<Supervisor>, config: &Config, log: Logger) -> Optio
     }
 
     actix_web::rt::spawn(rescan_on_events(supervisor, events_rx));
-    watcher
 }
 
-fn watch_folders(config: &Config, events: mpsc::UnboundedSender<()>, log: &Logger) -> Option<notify::RecommendedWatcher> {
-    let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = events.send(());
+/// The file watch on the widget folders, and which folder each configured path named
+/// when it was set up.
+struct FolderWatch {
+    watcher: notify::RecommendedWatcher,
+    folders: Vec<(PathBuf, Option<FolderIdentity>)>,
+}
+
+/// Device and inode of the folder a path leads to (through any symlinks).
+type FolderIdentity = (u64, u64);
+
+fn identity(path: &Path) -> Option<FolderIdentity> {
+    std::fs::metadata(path).ok().map(|meta| (meta.dev(), meta.ino()))
+}
+
+impl FolderWatch {
+    fn start(config: &Config, events: mpsc::UnboundedSender<()>, log: &Logger) -> Option<FolderWatch> {
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                let _ = events.send(());
+            }
+        });
+        let mut watch = match watcher {
+            Ok(watcher) => FolderWatch { watcher, folders: Vec::new() },
+            Err(e) => {
+                warn!(log, "file change notification unavailable ({}); use SIGHUP, POST /_wbe/reload or widgets.poll_interval", e);
+                return None;
+            }
+        };
+        for dir in &config.widgets.dirs {
+            watch.watch(dir.clone(), log);
         }
-    }) {
-        Ok(watcher) => watcher,
-        Err(e) => {
-            warn!(log, "file change notification unavailable ({}); use SIGHUP, POST /_wbe/reload or widgets.poll_interval", e);
-            return None;
-        }
-    };
-    for dir in &config.widgets.dirs {
-        if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
+        Some(watch)
+    }
+
+    fn watch(&mut self, dir: PathBuf, log: &Logger) {
+        if let Err(e) = self.watcher.watch(&dir, RecursiveMode::Recursive) {
             warn!(log, "cannot watch {} ({}); changes there need SIGHUP, POST /_wbe/reload or widgets.poll_interval", dir.display(), e);
         }
+        let id = identity(&dir);
+        self.folders.push((dir, id));
     }
-    Some(watcher)
+
+    /// Every [`IDENTITY_CHECK`], watches anew each configured path that now leads to
+    /// another folder, and asks for a rescan.
+    async fn follow_replacements(mut self, rescan: mpsc::UnboundedSender<()>, log: Logger) {
+        let mut interval = tokio::time::interval(IDENTITY_CHECK);
+        loop {
+            interval.tick().await;
+            let replaced: Vec<PathBuf> = self
+                .folders
+                .iter()
+                .filter(|(dir, id)| identity(dir) != *id)
+                .map(|(dir, _)| dir.clone())
+                .collect();
+            if replaced.is_empty() {
+                continue;
+            }
+            for dir in replaced {
+                info!(log, "widget folder replaced, watching the new one"; "dir" => dir.display().to_string());
+                // The old folder may be gone already; its watch goes either way.
+                let _ = self.watcher.unwatch(&dir);
+                self.folders.retain(|(watched, _)| *watched != dir);
+                self.watch(dir, &log);
+            }
+            if rescan.send(()).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 async fn rescan_on_events(supervisor: Arc<Supervisor>, mut events: mpsc::UnboundedReceiver<()>) {

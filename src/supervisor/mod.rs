@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::helpers::Helpers;
 use crate::protocol::{Endpoint, LoadError, Sources};
 use crate::registry::{self, WidgetSource};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, WorkerPaths};
 
 /// What a widget can do right now.
 #[derive(Clone)]
@@ -63,6 +63,8 @@ struct Control {
 /// The version a slot last had serving, kept to start it again as it loaded.
 struct LastGood {
     sources: Sources,
+    /// The paths it loaded from (they name its files in `sources`).
+    paths: WorkerPaths,
     /// Why the newer version in the folder does not load, reported while this one serves.
     reload_error: Option<LoadError>,
 }
@@ -71,7 +73,7 @@ impl LastGood {
     /// What `running` loaded, if its shim could carry its files (a widget whose files are
     /// too large for that restarts from its folder).
     fn of(running: &mut worker::Running) -> Option<LastGood> {
-        running.sources.take().map(|sources| LastGood { sources, reload_error: None })
+        running.sources.take().map(|sources| LastGood { sources, paths: running.paths.clone(), reload_error: None })
     }
 }
 
@@ -501,13 +503,16 @@ impl Supervisor {
         log: &Logger,
         pinned: Option<&LastGood>,
     ) -> Result<worker::Running, worker::StartError> {
-        let backend = widget.source.backend.as_deref().unwrap_or(widget.source.dir.as_path());
-        let command = self
-            .sandbox
-            .worker_command(&self.config, &widget.source.dir, widget.identity)
-            .map_err(worker::StartError::Spawn)?;
+        let paths = match pinned {
+            Some(good) => good.paths.clone(),
+            None => {
+                let backend = widget.source.backend.as_deref().unwrap_or(widget.source.dir.as_path());
+                WorkerPaths::resolve(&self.config, &widget.source.dir, backend)
+            }
+        };
+        let command = self.sandbox.worker_command(&self.config, &paths, widget.identity).map_err(worker::StartError::Spawn)?;
         let sources = pinned.map(|good| &good.sources);
-        let running = worker::start(&self.config, command, &widget.source, backend, sources, helpers.clone(), log).await?;
+        let running = worker::start(&self.config, command, &widget.source, &paths, sources, helpers.clone(), log).await?;
         let version = if pinned.is_some() { "last good" } else { "folder" };
         info!(log, "worker ready"; "pid" => running.pid(), "endpoints" => describe(&running.endpoints), "version" => version);
         self.publish(widget, slot, running.ready_state(pinned.and_then(|good| good.reload_error.clone())));

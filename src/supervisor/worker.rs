@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +35,7 @@ use crate::protocol::{
     PROTOCOL_VERSION,
 };
 use crate::registry::WidgetSource;
+use crate::sandbox::WorkerPaths;
 
 /// How many request-body bytes the gateway sends ahead of the shim's acks.
 pub const REQUEST_WINDOW: usize = 256 * 1024;
@@ -409,6 +409,8 @@ pub struct Running {
     pub endpoints: Vec<Endpoint>,
     /// The widget's files as this worker loaded them, when the shim could carry them.
     pub sources: Option<Sources>,
+    /// Where it loaded them from.
+    pub paths: WorkerPaths,
     child: Child,
     reader: tokio::task::JoinHandle<Result<(), ProtocolError>>,
     pings_sent: u64,
@@ -422,7 +424,7 @@ pub async fn start(
     config: &Config,
     mut command: tokio::process::Command,
     source: &WidgetSource,
-    backend: &Path,
+    paths: &WorkerPaths,
     pinned: Option<&Sources>,
     helpers: Rc<Helpers>,
     log: &Logger,
@@ -463,8 +465,8 @@ pub async fn start(
     let hello = ToShim::Hello {
         v: PROTOCOL_VERSION,
         widget: source.id.clone(),
-        backend: backend.display().to_string(),
-        modules_dir: config.modules_dir().display().to_string(),
+        backend: paths.backend.display().to_string(),
+        modules_dir: paths.modules_dir.display().to_string(),
         allowed_modules: config.widgets.allowed_modules.clone(),
         allowed_builtins: config.widgets.allowed_builtins.clone(),
         lanes: lanes.len(),
@@ -523,7 +525,7 @@ pub async fn start(
         calls_inflight: AtomicUsize::new(0),
     });
     let reader = actix_web::rt::spawn(conn.clone().read_control(frames, helpers, log));
-    Ok(Running { conn, endpoints, sources, child, reader, pings_sent: 0, started: std::time::Instant::now() })
+    Ok(Running { conn, endpoints, sources, paths: paths.clone(), child, reader, pings_sent: 0, started: std::time::Instant::now() })
 }
 
 impl Running {
