@@ -6,7 +6,8 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { startWbe, fixtureWidgets, runWbe, BROKEN_WIDGETS } = require('./lib/wbe');
+const fs = require('node:fs');
+const { startWbe, fixtureWidgets, runWbe, writeWidgets, BROKEN_WIDGETS } = require('./lib/wbe');
 
 const broken = (id, file = 'backend.js') => path.join(BROKEN_WIDGETS, id, file).replace(/[.\\]/g, '\\$&');
 
@@ -21,6 +22,7 @@ const LOAD_ERRORS = {
   'not-a-function': [/Backend definition must be a function/, new RegExp(broken('not-a-function'))],
   'refused-require': [/Cannot require 'child_process'.*lodash, body, elkjs/, new RegExp(`${broken('refused-require')}:1\\b`)],
   'ts-syntax-error': [/ts-syntax-error|Unexpected token|expected/, new RegExp(`${broken('ts-syntax-error', 'backend.ts')}:\\d+`)],
+  'throw-in-node': [/The value of "size" is out of range/, new RegExp(`${broken('throw-in-node')}:3\\b`)],
 };
 
 describe('wbe check on broken widgets', () => {
@@ -163,5 +165,25 @@ describe('ignore_folders from the config', () => {
     assert.equal(response.status, 503);
     assert.match((await response.json()).message, /common must never be loaded/);
     assert.equal((await wbe.call('status', { widget: 'alpha' })).status, 200);
+  });
+});
+
+describe('a widget folder its worker cannot read', () => {
+  // Only a gateway running as root gives workers users of their own; otherwise the
+  // worker is the test's own user and reads the folder anyway.
+  const switchesUsers = process.getuid() === 0;
+
+  it('is a load error naming the file and what to do', { skip: !switchesUsers && 'not running as root' }, () => {
+    const root = writeWidgets({ private: { 'backend.js': "module.exports = (r) => r.register('x', (req, res) => res.send('x'));" } });
+    const dir = path.join(root, 'private');
+    fs.chmodSync(dir, 0o700);
+    const result = runWbe(['check', '--widgets', root]);
+    assert.equal(result.status, 1, result.stdout + result.stderr);
+    const line = result.stdout.split('\n').find((l) => l.startsWith('private:'));
+    assert.ok(line, result.stdout);
+    assert.match(line, /EACCES: permission denied/);
+    assert.match(line, new RegExp(`must be readable by every user \\(chmod -R a\\+rX ${dir.replace(/[.\\]/g, '\\$&')}\\)`));
+    assert.match(line, new RegExp(`${path.join(dir, 'backend.js').replace(/[.\\]/g, '\\$&')}`));
+    assert.doesNotMatch(line, /node:fs/, 'the location is the widget file, not a Node internal');
   });
 });

@@ -16,7 +16,10 @@ const FRAME_RE = /^\s*at (?:.*?\()?(.+?):(\d+):\d+\)?$/;
 // A SyntaxError from vm.compileFunction starts its stack with "/abs/file.js:3".
 const SYNTAX_HEADER_RE = /^(.+?):(\d+)\r?\n/;
 
+// `file` as a stack frame names it: Node's own modules ("node:fs") are never the
+// widget's, even though the worker's working directory is the widget folder.
 function isInside(dir, file) {
+  if (!path.isAbsolute(file)) return false;
   const relative = path.relative(dir, file);
   return !relative.startsWith('..') && !path.isAbsolute(relative);
 }
@@ -24,6 +27,8 @@ function isInside(dir, file) {
 // Where in the widget's folder the error points: the file and line an author should open.
 function locate(err, widgetDir) {
   if (err.file && err.line) return { file: err.file, line: err.line };
+  // A file the load could not read (EACCES, EISDIR, ...): no line, but which file.
+  if (typeof err.path === 'string' && isInside(widgetDir, err.path)) return { file: err.path };
   const stack = typeof err.stack === 'string' ? err.stack : '';
   const header = err instanceof SyntaxError && SYNTAX_HEADER_RE.exec(stack);
   if (header && isInside(widgetDir, header[1])) return { file: header[1], line: Number(header[2]) };

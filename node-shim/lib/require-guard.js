@@ -94,9 +94,22 @@ function createModuleLoader({ widgetDir, modulesDir, allowedModules, allowedBuil
   }
 
   function readOwnFile(file) {
-    const text = pinnedSources.has(file) ? pinnedSources.get(file) : fs.readFileSync(file, 'utf8');
+    const text = pinnedSources.has(file) ? pinnedSources.get(file) : readFromDisk(file);
     sourcesRead.set(file, text);
     return text;
+  }
+
+  function readFromDisk(file) {
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      // The worker runs as a user of its own, not as whoever installed the widget.
+      if (err.code === 'EACCES') {
+        err.message += `: the widget's worker runs as its own user (uid ${process.getuid()}), ` +
+          `so its folder must be readable by every user (chmod -R a+rX ${rootDir})`;
+      }
+      throw err;
+    }
   }
 
   function loadFile(file) {
