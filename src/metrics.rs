@@ -158,3 +158,21 @@ impl Metrics {
         text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Endpoint names come from widget code and folder names from whoever deploys: a quote,
+    /// a backslash or a newline in them must not let a widget write metric lines of its own.
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::default();
+        let endpoint = "x\"} 1\nwbe_fake_metric{a=\"b\\".to_owned();
+        let labels = RequestLabels { widget: "w".into(), endpoint, method: "GET".into(), status: 200 };
+        metrics.record(labels, Duration::from_millis(1));
+        let text = metrics.encode(std::iter::empty());
+        assert!(!text.lines().any(|line| line.starts_with("wbe_fake_metric")), "{text}");
+        assert!(text.contains(r#"endpoint="x\"} 1\nwbe_fake_metric{a=\"b\\""#), "{text}");
+    }
+}

@@ -57,7 +57,9 @@ pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
         "duration_ms" => elapsed.as_secs_f64() * 1000.0,
     );
     if routed.widget_known {
-        let endpoint = if routed.endpoint_known { routed.service.to_lowercase() } else { "unknown".into() };
+        // The endpoint as registered (upper-cased, as matched), so that every spelling a
+        // request may use for it (`status`, `STATUS`, `ß`/`ss`) counts under one label.
+        let endpoint = if routed.endpoint_known { routed.service.to_uppercase().to_lowercase() } else { "unknown".into() };
         let labels = RequestLabels { widget, endpoint, method: req.method().as_str().to_owned(), status };
         state.metrics.record(labels, elapsed);
     }
