@@ -194,7 +194,22 @@ describe('a widgets folder replaced as a whole', () => {
       // The watch moved with it: an edit in the new release is noticed too.
       writeBackend(path.join(base, 'release-2'), 'w', version('r2-edited'));
       await serving(wbe, 'r2-edited');
-      await wbe.waitForLog((l) => l.msg === 'widget folder replaced, watching the new one');
+      await wbe.waitForLog((l) => l.msg === 'widget folder created or replaced, watching it anew');
+    } finally {
+      await wbe.stop();
+    }
+  });
+
+  it('is watched once it exists, when it did not at start', async () => {
+    const base = tempDir('wbe-deploy-');
+    const widgets = path.join(base, 'widgets');
+    const wbe = await startWbe({ widgets });
+    try {
+      assert.equal((await wbe.call('version', { widget: 'w' })).status, 404);
+      release(base, 'widgets', 'late');
+      await serving(wbe, 'late');
+      writeBackend(widgets, 'w', version('late-edited'));
+      await serving(wbe, 'late-edited');
     } finally {
       await wbe.stop();
     }

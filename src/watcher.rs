@@ -109,30 +109,37 @@ impl FolderWatch {
     }
 
     fn watch(&mut self, dir: PathBuf, log: &Logger) {
-        if let Err(e) = self.watcher.watch(&dir, RecursiveMode::Recursive) {
-            warn!(log, "cannot watch {} ({}); changes there need SIGHUP, POST /_wbe/reload or widgets.poll_interval", dir.display(), e);
-        }
         let id = identity(&dir);
+        if id.is_some() {
+            if let Err(e) = self.watcher.watch(&dir, RecursiveMode::Recursive) {
+                warn!(log, "cannot watch {} ({}); changes there need SIGHUP, POST /_wbe/reload or widgets.poll_interval", dir.display(), e);
+            }
+        } else {
+            warn!(log, "widget folder {} does not exist; it is watched once it does", dir.display());
+        }
         self.folders.push((dir, id));
     }
 
     /// Every [`IDENTITY_CHECK`], watches anew each configured path that now leads to
-    /// another folder, and asks for a rescan.
+    /// another folder (or to one at all), and asks for a rescan. The checks run off the
+    /// main thread: a stat on a hung network mount must not stall the supervisors.
     async fn follow_replacements(mut self, rescan: mpsc::UnboundedSender<()>, log: Logger) {
         let mut interval = tokio::time::interval(IDENTITY_CHECK);
         loop {
             interval.tick().await;
-            let replaced: Vec<PathBuf> = self
-                .folders
-                .iter()
-                .filter(|(dir, id)| identity(dir) != *id)
-                .map(|(dir, _)| dir.clone())
-                .collect();
+            let folders = self.folders.clone();
+            let Ok(replaced) = tokio::task::spawn_blocking(move || {
+                folders.into_iter().filter(|(dir, id)| identity(dir) != *id).map(|(dir, _)| dir).collect::<Vec<_>>()
+            })
+            .await
+            else {
+                continue;
+            };
             if replaced.is_empty() {
                 continue;
             }
             for dir in replaced {
-                info!(log, "widget folder replaced, watching the new one"; "dir" => dir.display().to_string());
+                info!(log, "widget folder created or replaced, watching it anew"; "dir" => dir.display().to_string());
                 // The old folder may be gone already; its watch goes either way.
                 let _ = self.watcher.unwatch(&dir);
                 self.folders.retain(|(watched, _)| *watched != dir);

@@ -283,7 +283,16 @@ impl Supervisor {
     }
 
     async fn rescan(self: &Arc<Self>, helpers: &Rc<Helpers>) -> ReloadSummary {
-        let scan = registry::scan(&self.config.widgets);
+        // Off the main thread: a walk of a hung network mount must not stall the workers'
+        // supervision and the helpers that run here.
+        let config = self.config.clone();
+        let scan = match tokio::task::spawn_blocking(move || registry::scan(&config.widgets)).await {
+            Ok(scan) => scan,
+            Err(e) => {
+                error!(self.log, "rescanning the widget folders failed, nothing changed: {}", e);
+                return ReloadSummary::default();
+            }
+        };
         for warning in &scan.warnings {
             warn!(self.log, "{}", warning);
         }
