@@ -357,4 +357,26 @@ describe('log formats', () => {
     assert.match(text, /INFO worker ready.*widget: logged/);
     assert.doesNotMatch(text, /^\{/m, 'not JSON');
   });
+
+  it('on a terminal, a widget cannot forge lines or send escape sequences', async () => {
+    const forger = "module.exports = (r) => r.register('log', (req, res) => {\n" +
+      "  console.log('innocent\\nNov 29 12:00:00.000 INFO FORGED gateway line\\u001b[2J');\n  res.send('ok');\n});\n";
+    const root = writeWidgets({ forger: { 'backend.js': forger } });
+    const term = spawn(WBE_BIN, ['serve', '--widgets', root, '--listen', '127.0.0.1:0', '--log-format', 'term'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let text = '';
+    term.stderr.on('data', (d) => { text += d; });
+    try {
+      await eventually(() => /listening.*addr: (\S+)/.test(text), { what: 'term log' });
+      const addr = /listening.*addr: (\S+)/.exec(text)[1];
+      const response = await fetch(`http://${addr}/console/wb/log`, { headers: { 'widget-id': 'forger' } });
+      assert.equal(await response.text(), 'ok');
+      await eventually(() => /innocent/.test(text), { what: 'the widget log line' });
+    } finally {
+      term.kill('SIGTERM');
+      await new Promise((r) => term.on('exit', r));
+    }
+    assert.match(text, /innocent\\nNov 29 12:00:00\.000 INFO FORGED gateway line\\u\{1b\}\[2J/);
+    assert.doesNotMatch(text, /^Nov 29 12:00:00\.000 INFO FORGED/m);
+    assert.ok(!text.includes('\u001b[2J'), 'no raw escape sequence');
+  });
 });
