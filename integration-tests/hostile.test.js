@@ -8,6 +8,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const { startWbe, eventually, alive, tempDir, REPO } = require('./lib/wbe');
 const { startFakeManager } = require('./lib/fake-manager');
@@ -171,6 +172,25 @@ for (const [label, sandboxConfig] of [
         await victim.text();
       }
       assert.ok(wbe.peakRss() - peakBefore < 64 * 1024 * 1024, `gateway grew by ${(wbe.peakRss() - peakBefore) >> 20} MB`);
+    });
+
+    it('cannot make the gateway hold many large helper responses at once', async () => {
+      const body = Buffer.alloc(4 * 1024 * 1024, 7);
+      const server = http.createServer((req, res) => res.end(body));
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = `http://127.0.0.1:${server.address().port}/big`;
+        const peakBefore = wbe.peakRss();
+        const result = await attempt(wbe, 'hoard', `n=32&url=${encodeURIComponent(url)}`);
+        assert.ok(result.ok >= 1, JSON.stringify(result));
+        assert.ok(result.ok < 32, `all 32 responses of 4 MiB were held at once: ${JSON.stringify(result)}`);
+        assert.ok(result.errors.length > 0 && result.errors.every((e) => /helper calls already hold 64 MiB of responses in the gateway/.test(e)), JSON.stringify(result.errors));
+        const grown = wbe.peakRss() - peakBefore;
+        assert.ok(grown < 256 * 1024 * 1024, `gateway grew by ${grown >> 20} MB`);
+      } finally {
+        server.close();
+      }
+      assert.equal((await wbe.call('ping', { widget: 'victim' })).status, 200);
     });
 
     it('the well-behaved widget and the gateway kept answering', async () => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix_tls::connect::Resolver;
 use serde_json::{json, Value};
 
-use super::{header_args, query, read_response, string_arg, tls, TlsError};
+use super::{header_args, query, read_response, string_arg, tls, ResponseBudget, TlsError};
 use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
@@ -62,13 +62,13 @@ impl Manager {
         Ok(parsed.to_string())
     }
 
-    pub async fn call(&self, args: Value) -> Result<CallResult, CallError> {
-        self.request(&args, args.get("params")).await.map(CallResult::value)
+    pub async fn call(&self, args: Value, budget: &ResponseBudget) -> Result<CallResult, CallError> {
+        self.request(&args, args.get("params"), budget).await.map(CallResult::value)
     }
 
     /// `doGetFull`: pages through a list endpoint until `metadata.pagination.total` items
     /// are collected and answers `{items: [...]}`.
-    pub async fn get_full(&self, args: Value) -> Result<CallResult, CallError> {
+    pub async fn get_full(&self, args: Value, budget: &ResponseBudget) -> Result<CallResult, CallError> {
         let mut params = args.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut items: Vec<Value> = Vec::new();
         loop {
@@ -76,7 +76,7 @@ impl Manager {
             params.insert("_offset".into(), json!(items.len()));
             let mut call = args.clone();
             call["method"] = json!("GET");
-            let page = self.request(&call, Some(&Value::Object(params.clone()))).await?;
+            let page = self.request(&call, Some(&Value::Object(params.clone())), budget).await?;
             let page_items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
             let total = page.pointer("/metadata/pagination/total").and_then(Value::as_u64).unwrap_or(0);
             let got = page_items.len();
@@ -88,7 +88,7 @@ impl Manager {
         }
     }
 
-    async fn request(&self, args: &Value, params: Option<&Value>) -> Result<Value, CallError> {
+    async fn request(&self, args: &Value, params: Option<&Value>, budget: &ResponseBudget) -> Result<Value, CallError> {
         let method = string_arg(args, "method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
         if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE" | "PATCH") {
             return Err(CallError::Refused { message: format!("method `{method}` not allowed. Valid methods: GET,POST,PUT,DELETE,PATCH") });
@@ -125,7 +125,7 @@ impl Manager {
             Some(value) => request.send_json(value).await,
             None => request.send().await,
         };
-        let (response, bytes) = read_response(sent, &format!("manager request {method} {path}")).await?;
+        let (response, bytes) = read_response(sent, &format!("manager request {method} {path}"), budget).await?;
         let parsed = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if response.status().is_success() {
             Ok(parsed)

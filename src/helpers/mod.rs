@@ -11,10 +11,11 @@ mod query;
 mod request;
 pub mod tls;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::Stream;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt as _};
 use serde_json::Value;
 use slog::{debug, Logger};
 
@@ -25,6 +26,51 @@ pub use tls::TlsError;
 
 /// Largest response a helper call buffers.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
+/// Most response bytes one worker's helper calls may hold in the gateway at once while
+/// reading: one response of the largest size, or many smaller ones. Without it a widget
+/// could start its 1024 calls at 64 MiB each and take the gateway down for every widget.
+const RESPONSE_BUDGET: usize = MAX_RESPONSE;
+
+/// What one worker's helper calls hold of the gateway's memory: the responses being read,
+/// plus the results already answered that still wait for the worker to read them (so a
+/// worker that reads its input slower than responses arrive slows its own calls down
+/// instead of piling results up in the gateway).
+pub struct ResponseBudget {
+    reading: AtomicUsize,
+    waiting_for_worker: Box<dyn Fn() -> usize + Send + Sync>,
+}
+
+impl ResponseBudget {
+    /// `waiting_for_worker` tells how many bytes sent to the worker it has not read yet.
+    pub fn new(waiting_for_worker: impl Fn() -> usize + Send + Sync + 'static) -> ResponseBudget {
+        ResponseBudget { reading: AtomicUsize::new(0), waiting_for_worker: Box::new(waiting_for_worker) }
+    }
+}
+
+/// One call's share of a [`ResponseBudget`], given back when dropped.
+struct Held<'a> {
+    budget: &'a ResponseBudget,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Takes `more` bytes of the budget, or nothing if that would exceed it.
+    fn grow(&mut self, more: usize) -> bool {
+        let reading = self.budget.reading.fetch_add(more, Ordering::AcqRel) + more;
+        if reading + (self.budget.waiting_for_worker)() > RESPONSE_BUDGET {
+            self.budget.reading.fetch_sub(more, Ordering::AcqRel);
+            return false;
+        }
+        self.bytes += more;
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.reading.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
 
 /// The gateway-side helpers shared by every worker (one per gateway main thread: awc
 /// clients are not thread-safe, and workers are supervised on that thread).
@@ -40,12 +86,13 @@ impl Helpers {
 
     /// Executes one `call` frame. Never fails: every problem becomes an error result the
     /// widget's promise rejects with.
-    pub async fn call(&self, helper: &str, function: &str, args: Value, log: &Logger) -> CallResult {
+    /// `budget` is the calling worker's: what its calls may hold in responses at once.
+    pub async fn call(&self, helper: &str, function: &str, args: Value, budget: &ResponseBudget, log: &Logger) -> CallResult {
         debug!(log, "helper call");
         let result = match (helper, function) {
-            ("manager", "call") => self.manager.call(args).await,
-            ("manager", "getFull") => self.manager.get_full(args).await,
-            ("request", "call") => self.request.call(args).await,
+            ("manager", "call") => self.manager.call(args, budget).await,
+            ("manager", "getFull") => self.manager.get_full(args, budget).await,
+            ("request", "call") => self.request.call(args, budget).await,
             _ => Err(CallError::Refused { message: format!("unknown helper function {helper}.{function}") }),
         };
         match result {
@@ -80,20 +127,34 @@ fn header_args(args: &Value) -> Result<Vec<(String, String)>, CallError> {
     Ok(pairs)
 }
 
-/// A sent helper request's response with its whole body (at most [`MAX_RESPONSE`]);
-/// `what` names the request in the error the widget sees (`GET https://host/path`).
+/// A sent helper request's response with its whole body (at most [`MAX_RESPONSE`], and
+/// within the worker's `budget` while it is read); `what` names the request in the error
+/// the widget sees (`GET https://host/path`).
 async fn read_response<S>(
     sent: Result<awc::ClientResponse<S>, awc::error::SendRequestError>,
     what: &str,
+    budget: &ResponseBudget,
 ) -> Result<(awc::ClientResponse<S>, Bytes), CallError>
 where
     S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
 {
     let mut response = sent.map_err(|e| CallError::Transport { message: format!("{what} failed: {e}") })?;
-    let bytes = response
-        .body()
-        .limit(MAX_RESPONSE)
-        .await
-        .map_err(|e| CallError::Transport { message: format!("{what}: response unreadable: {e}") })?;
-    Ok((response, bytes))
+    let mut held = Held { budget, bytes: 0 };
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.next().await {
+        let chunk = chunk.map_err(|e| CallError::Transport { message: format!("{what}: response unreadable: {e}") })?;
+        if body.len() + chunk.len() > MAX_RESPONSE {
+            return Err(CallError::Transport { message: format!("{what}: response larger than {} MiB", MAX_RESPONSE >> 20) });
+        }
+        if !held.grow(chunk.len()) {
+            return Err(CallError::Transport {
+                message: format!(
+                    "{what}: this widget's helper calls already hold {} MiB of responses in the gateway; make fewer or smaller calls at once",
+                    RESPONSE_BUDGET >> 20
+                ),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((response, body.freeze()))
 }

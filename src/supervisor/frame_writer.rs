@@ -19,6 +19,10 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
+/// More bytes than a writer's limit were waiting for its child (their number).
+#[derive(Debug)]
+pub struct QueueFull(pub usize);
+
 pub struct FrameWriter {
     /// A duplicate of the write end for direct writes. The child sees EOF once the drain
     /// task, which owns the original, has ended (after `close`) and the writer is dropped.
@@ -30,8 +34,9 @@ pub struct FrameWriter {
 #[derive(Default)]
 struct Queue {
     pending: BytesMut,
-    /// The drain task is writing bytes it took from `pending`.
+    /// The drain task is writing bytes it took from `pending`: this many.
     draining: bool,
+    draining_bytes: usize,
     /// No more frames are accepted; the drain task writes what is pending and ends.
     closing: bool,
     /// The pipe is broken (the child is gone): nothing more can be written.
@@ -51,11 +56,21 @@ impl FrameWriter {
         Ok((writer.clone(), writer.drain(sink)))
     }
 
-    /// Writes `frame` now if the pipe takes it, else queues it for the drain task.
+    /// Writes `frame` now if the pipe takes it, else queues it for the drain task. For a
+    /// channel whose queue other limits already bound (a lane: flow-control windows).
     pub fn send(&self, frame: &[u8]) {
+        // No limit, so never full.
+        let _ = self.send_within(frame, usize::MAX);
+    }
+
+    /// Like [`FrameWriter::send`], but when more than `limit` bytes would wait for the
+    /// child, the writer gives up instead: it drops what waits, takes no more frames, and
+    /// says how much was waiting. A child that stops reading must not make the gateway
+    /// hold without bound what is sent to it.
+    pub fn send_within(&self, frame: &[u8], limit: usize) -> Result<(), QueueFull> {
         let mut queue = self.lock();
         if queue.closing || queue.broken {
-            return;
+            return Ok(());
         }
         let mut rest = frame;
         if queue.pending.is_empty() && !queue.draining {
@@ -65,15 +80,29 @@ impl FrameWriter {
                 Err(_) => {
                     // The reader task sees the child go and fails its requests.
                     queue.broken = true;
-                    return;
+                    return Ok(());
                 }
             }
         }
-        if !rest.is_empty() {
-            queue.pending.extend_from_slice(rest);
-            drop(queue);
-            self.wake.notify_one();
+        if rest.is_empty() {
+            return Ok(());
         }
+        let waiting = queue.pending.len() + rest.len();
+        if waiting > limit {
+            queue.broken = true;
+            queue.pending.clear();
+            return Err(QueueFull(waiting));
+        }
+        queue.pending.extend_from_slice(rest);
+        drop(queue);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Bytes given to this writer that the child has not taken yet.
+    pub fn waiting(&self) -> usize {
+        let queue = self.lock();
+        queue.pending.len() + queue.draining_bytes
     }
 
     /// Accepts no more frames; what is queued is still written.
@@ -87,6 +116,7 @@ impl FrameWriter {
             let batch = {
                 let mut queue = self.lock();
                 queue.draining = !queue.pending.is_empty();
+                queue.draining_bytes = queue.pending.len();
                 if queue.draining {
                     Some(queue.pending.split())
                 } else if queue.closing || queue.broken {
@@ -146,5 +176,34 @@ mod tests {
         child.stdout.take().unwrap().read_to_end(&mut received).await.unwrap();
         assert!(expected.len() > 1 << 20);
         assert!(received == expected, "frames arrived out of order or incomplete");
+    }
+
+    /// A child that does not read: once more than the limit waits, the writer refuses,
+    /// drops what it held and takes nothing more.
+    #[actix_web::test]
+    async fn gives_up_on_a_child_that_does_not_read() {
+        let mut child = tokio::process::Command::new("sleep")
+            .arg("5")
+            .stdin(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sleep is available");
+        let stdin = child.stdin.take().unwrap();
+        let (writer, drain) = FrameWriter::new(stdin.as_fd().try_clone_to_owned().unwrap(), stdin).unwrap();
+        actix_web::rt::spawn(drain);
+        let frame = vec![b'x'; 64 * 1024];
+        let limit = 1 << 20;
+        let mut sent = 0;
+        let full = loop {
+            match writer.send_within(&frame, limit) {
+                Ok(()) => sent += frame.len(),
+                Err(full) => break full,
+            }
+            assert!(sent < 16 << 20, "never refused");
+        };
+        assert!(full.0 > limit);
+        assert!(writer.lock().pending.is_empty() && writer.lock().broken);
+        assert!(writer.send_within(&frame, limit).is_ok(), "a broken writer ignores frames");
+        assert!(writer.lock().pending.is_empty());
     }
 }

@@ -26,10 +26,10 @@ use tokio::process::{Child, ChildStdout};
 use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio_util::codec::FramedRead;
 
-use super::frame_writer::FrameWriter;
+use super::frame_writer::{FrameWriter, QueueFull};
 use super::lane::{self, Lane};
 use crate::config::Config;
-use crate::helpers::Helpers;
+use crate::helpers::{Helpers, ResponseBudget};
 use crate::protocol::{
     CancelReason, Endpoint, FrameDecoder, FromShim, LoadError, ProtocolError, RequestHead, Sources, ToShim,
     PROTOCOL_VERSION,
@@ -45,6 +45,9 @@ pub const RESPONSE_WINDOW: usize = 256 * 1024;
 /// Helper calls one worker may have running in the gateway at once; a widget that floods
 /// the gateway with more is treated as faulty.
 const MAX_CALLS: usize = 1024;
+/// Most bytes that may wait for a worker to read its stdin: above one helper result of
+/// the largest size (base64 in JSON), far above what a reading worker ever lets pile up.
+const MAX_CONTROL_QUEUE: usize = 128 * 1024 * 1024;
 
 /// The status line and headers of a response, with its whole body when `end`.
 #[derive(Debug)]
@@ -107,6 +110,8 @@ pub struct WorkerConn {
     pub heap: AtomicU64,
     last_pong: AtomicU64,
     calls_inflight: AtomicUsize,
+    /// What its helper calls hold in responses being read.
+    helper_responses: ResponseBudget,
 }
 
 impl Drop for WorkerConn {
@@ -124,7 +129,9 @@ impl WorkerConn {
     /// Sends a control frame. A send is lost only once the child is gone; the reader
     /// notices the same and fails every request, so there is nothing to do here.
     pub fn send(&self, frame: &ToShim) {
-        self.control.send(&frame.encode());
+        if let Err(QueueFull(waiting)) = self.control.send_within(&frame.encode(), MAX_CONTROL_QUEUE) {
+            self.fail(ProtocolError(format!("the worker does not read its input: {waiting} bytes were waiting for it")));
+        }
     }
 
     /// Registers a request and sends its `req` frame on the calling thread's lane.
@@ -343,7 +350,7 @@ impl WorkerConn {
                 let helpers = helpers.clone();
                 let log = log.new(o!("request" => id, "helper" => helper.clone(), "fn" => function.clone()));
                 actix_web::rt::spawn(async move {
-                    let result = helpers.call(&helper, &function, args, &log).await;
+                    let result = helpers.call(&helper, &function, args, &conn.helper_responses, &log).await;
                     conn.calls_inflight.fetch_sub(1, Ordering::AcqRel);
                     conn.send(&ToShim::Ret { cid, result });
                 });
@@ -509,6 +516,7 @@ pub async fn start(
         },
     };
 
+    let input = control.clone();
     let conn = Arc::new(WorkerConn {
         pid,
         control,
@@ -523,6 +531,7 @@ pub async fn start(
         heap: AtomicU64::new(0),
         last_pong: AtomicU64::new(0),
         calls_inflight: AtomicUsize::new(0),
+        helper_responses: ResponseBudget::new(move || input.waiting()),
     });
     let reader = actix_web::rt::spawn(conn.clone().read_control(frames, helpers, log));
     Ok(Running { conn, endpoints, sources, paths: paths.clone(), child, reader, pings_sent: 0, started: std::time::Instant::now() })

@@ -83,6 +83,15 @@ module.exports = (r) => {
     }));
     r.register('manager', 'GET', attempt2((req, helper) => helper.Manager.doGet(req.query.url, { headers: req.query.header ? { 'x-evil': req.query.header } : {} })));
     r.register('request', 'GET', attempt2((req, helper) => helper.Request.doGet(req.query.url)));
+    // Many large helper responses at once: the gateway must not hold them all.
+    r.register('hoard', 'GET', async (req, res, next, helper) => {
+        const calls = Array.from({ length: Number(req.query.n) }, () => helper.Request.doGet(req.query.url, { parseResponse: false }));
+        const results = await Promise.allSettled(calls);
+        res.json({
+            ok: results.filter((r) => r.status === 'fulfilled').length,
+            errors: [...new Set(results.filter((r) => r.status === 'rejected').map((r) => String(r.reason && r.reason.message)))],
+        });
+    });
     r.register('set-header', 'GET', attempt2((req, helper, res) => {
         res.set(req.query.name, req.query.value);
         return 'header set';
