@@ -166,6 +166,21 @@ describe('supervision', () => {
     await eventually(async () => (await wbe.widgetStatus('sleeper')).inflight === 0, { what: 'the stalled request to end' });
   });
 
+  it('a widget that logs in a loop gets its lines cut to its allowance, and the count of dropped ones logged', async () => {
+    const statuses = await whileBystanderIsCalled(wbe, async () => {
+      const response = await wbe.call('burst', { widget: 'chatty' });
+      assert.equal(await response.text(), 'logged');
+      await wbe.waitForLog((l) => l.widget === 'chatty' && l.msg === 'chatty after the burst');
+    });
+    assert.deepEqual([...new Set(statuses)], [200], 'the bystander never failed');
+    const report = await wbe.waitForLog((l) => l.widget === 'chatty' && /lines dropped/.test(l.msg));
+    assert.match(report.msg, /widget logged more than 1000 lines or 1024 KiB a second: \d+ lines dropped/);
+    const dropped = Number(/(\d+) lines dropped/.exec(report.msg)[1]);
+    const logged = wbe.logs.filter((l) => l.widget === 'chatty' && /^chatty line/.test(l.msg)).length;
+    assert.equal(logged + dropped, 20000, `${logged} logged + ${dropped} dropped`);
+    assert.ok(logged <= 2000, `${logged} lines of the burst reached the log`);
+  });
+
   it('a worker that allocates without bound is stopped at the memory limit and restarted', async () => {
     for (const endpoint of ['heap', 'buffers']) {
       const before = await pidOf(wbe, 'leaker');

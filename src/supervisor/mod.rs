@@ -13,6 +13,7 @@
 mod exchange;
 mod frame_writer;
 mod lane;
+mod log_limit;
 mod shim_check;
 mod worker;
 

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio_util::codec::FramedRead;
 
 use super::frame_writer::{FrameWriter, QueueFull};
+use super::log_limit::{self, Admit, LogLimit};
 use super::lane::{self, Lane};
 use crate::config::Config;
 use crate::helpers::{Helpers, ResponseBudget};
@@ -247,9 +248,10 @@ impl WorkerConn {
         helpers: Rc<Helpers>,
         log: Logger,
     ) -> Result<(), ProtocolError> {
+        let mut log_limit = LogLimit::new(std::time::Instant::now());
         while let Some(frame) = frames.next().await {
             let (frame, _) = frame?;
-            self.handle_control(frame, &helpers, &log)?;
+            self.handle_control(frame, &helpers, &mut log_limit, &log)?;
         }
         Ok(())
     }
@@ -339,7 +341,13 @@ impl WorkerConn {
         Ok(())
     }
 
-    fn handle_control(self: &Arc<Self>, frame: FromShim, helpers: &Rc<Helpers>, log: &Logger) -> Result<(), ProtocolError> {
+    fn handle_control(
+        self: &Arc<Self>,
+        frame: FromShim,
+        helpers: &Rc<Helpers>,
+        log_limit: &mut LogLimit,
+        log: &Logger,
+    ) -> Result<(), ProtocolError> {
         match frame {
             FromShim::Call { cid, id, helper, function, args } => {
                 self.check_issued(id)?;
@@ -356,6 +364,14 @@ impl WorkerConn {
                 });
             }
             FromShim::Log { level, category, msg } => {
+                let dropped = match log_limit.admit(std::time::Instant::now(), msg.len()) {
+                    Admit::Drop => return Ok(()),
+                    Admit::Log { dropped_before } => dropped_before,
+                };
+                if dropped > 0 {
+                    warn!(log, "widget logged more than {} lines or {} KiB a second: {} lines dropped",
+                        log_limit::LINES_PER_SECOND, log_limit::BYTES_PER_SECOND >> 10, dropped);
+                }
                 let category = category.unwrap_or_else(|| "WidgetBackend".into());
                 match level.as_str() {
                     "error" => error!(log, "{}", msg; "category" => category),

@@ -1,0 +1,76 @@
+//! How much a widget may log. Its lines go to the gateway's own log, which every widget
+//! and the gateway itself share, and which waits when its output (a terminal, journald)
+//! is slow: a widget logging in a loop would stall everyone. So each worker may log so
+//! many lines and bytes a second; what is over that is dropped and counted, and the count
+//! is reported with the next line that gets through.
+
+use std::time::{Duration, Instant};
+
+/// Lines a worker may log per second.
+pub const LINES_PER_SECOND: u32 = 1000;
+/// Bytes of messages a worker may log per second.
+pub const BYTES_PER_SECOND: usize = 1024 * 1024;
+
+pub struct LogLimit {
+    window_start: Instant,
+    lines: u32,
+    bytes: usize,
+    dropped: u64,
+}
+
+/// Whether a line may be logged, and how many were dropped before it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    Log { dropped_before: u64 },
+    Drop,
+}
+
+impl LogLimit {
+    pub fn new(now: Instant) -> LogLimit {
+        LogLimit { window_start: now, lines: 0, bytes: 0, dropped: 0 }
+    }
+
+    /// Counts a line of `len` bytes logged at `now` against this second's allowance.
+    pub fn admit(&mut self, now: Instant, len: usize) -> Admit {
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.lines = 0;
+            self.bytes = 0;
+        }
+        if self.lines >= LINES_PER_SECOND || self.bytes + len > BYTES_PER_SECOND {
+            self.dropped += 1;
+            return Admit::Drop;
+        }
+        self.lines += 1;
+        self.bytes += len;
+        Admit::Log { dropped_before: std::mem::take(&mut self.dropped) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_what_is_over_a_second_and_reports_it_with_the_next_line() {
+        let start = Instant::now();
+        let mut limit = LogLimit::new(start);
+        for _ in 0..LINES_PER_SECOND {
+            assert_eq!(limit.admit(start, 10), Admit::Log { dropped_before: 0 });
+        }
+        assert_eq!(limit.admit(start, 10), Admit::Drop);
+        assert_eq!(limit.admit(start + Duration::from_millis(999), 10), Admit::Drop);
+        let next_second = start + Duration::from_secs(1);
+        assert_eq!(limit.admit(next_second, 10), Admit::Log { dropped_before: 2 });
+        assert_eq!(limit.admit(next_second, 10), Admit::Log { dropped_before: 0 });
+    }
+
+    #[test]
+    fn counts_bytes_too() {
+        let start = Instant::now();
+        let mut limit = LogLimit::new(start);
+        assert_eq!(limit.admit(start, BYTES_PER_SECOND - 1), Admit::Log { dropped_before: 0 });
+        assert_eq!(limit.admit(start, 2), Admit::Drop);
+        assert_eq!(limit.admit(start, 1), Admit::Log { dropped_before: 1 });
+    }
+}
