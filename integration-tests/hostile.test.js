@@ -193,6 +193,20 @@ for (const [label, sandboxConfig] of [
       assert.equal((await wbe.call('ping', { widget: 'victim' })).status, 200);
     });
 
+    it('cannot flood the gateway log through raw stderr writes', async () => {
+      const peakBefore = wbe.peakRss();
+      const response = await wbe.call('raw-stderr', { widget: 'attacker' });
+      assert.equal(await response.text(), 'written');
+      const huge = await wbe.waitForLog((l) => l.widget === 'attacker' && l.stream === 'stderr' && l.msg.startsWith('huge '));
+      assert.ok(huge.msg.length <= 64 * 1024 + 64, `a ${huge.msg.length}-character line reached the log`);
+      assert.match(huge.msg, /… \(line cut at 64 KiB\)$/);
+      const report = await wbe.waitForLog((l) => l.widget === 'attacker' && /worker wrote to stderr more than 1000 lines/.test(l.msg));
+      assert.match(report.msg, /\d+ lines dropped/);
+      const flood = wbe.logs.filter((l) => l.widget === 'attacker' && /^flood \d+$/.test(l.msg)).length;
+      assert.ok(flood < 1000, `${flood} flood lines reached the log`);
+      assert.ok(wbe.peakRss() - peakBefore < 64 * 1024 * 1024, `gateway grew by ${(wbe.peakRss() - peakBefore) >> 20} MB`);
+    });
+
     it('the well-behaved widget and the gateway kept answering', async () => {
       const response = await wbe.call('ping', { widget: 'victim' });
       assert.equal(response.status, 200);

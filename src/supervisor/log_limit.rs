@@ -25,6 +25,11 @@ pub enum Admit {
     Drop,
 }
 
+/// What a report of dropped lines says after its subject ("widget logged ...").
+pub fn over_allowance(dropped: u64) -> String {
+    format!("more than {LINES_PER_SECOND} lines or {} KiB a second: {dropped} lines dropped", BYTES_PER_SECOND >> 10)
+}
+
 impl LogLimit {
     pub fn new(now: Instant) -> LogLimit {
         LogLimit { window_start: now, lines: 0, bytes: 0, dropped: 0 }

@@ -21,8 +21,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use slog::{debug, error, info, o, warn, Logger};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, ChildStdout};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt as _, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio_util::codec::FramedRead;
 
@@ -369,8 +369,7 @@ impl WorkerConn {
                     Admit::Log { dropped_before } => dropped_before,
                 };
                 if dropped > 0 {
-                    warn!(log, "widget logged more than {} lines or {} KiB a second: {} lines dropped",
-                        log_limit::LINES_PER_SECOND, log_limit::BYTES_PER_SECOND >> 10, dropped);
+                    warn!(log, "widget logged {}", log_limit::over_allowance(dropped));
                 }
                 let category = category.unwrap_or_else(|| "WidgetBackend".into());
                 match level.as_str() {
@@ -471,13 +470,7 @@ pub async fn start(
         return Err(StartError::Spawn("child has no stdio pipes".into()));
     };
 
-    let stderr_log = log.clone();
-    actix_web::rt::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            warn!(stderr_log, "{}", line; "stream" => "stderr");
-        }
-    });
+    actix_web::rt::spawn(log_stderr(stderr, log.clone()));
 
     let (control, drain) = stdin
         .as_fd()
@@ -551,6 +544,62 @@ pub async fn start(
     });
     let reader = actix_web::rt::spawn(conn.clone().read_control(frames, helpers, log));
     Ok(Running { conn, endpoints, sources, paths: paths.clone(), child, reader, pings_sent: 0, started: std::time::Instant::now() })
+}
+
+/// Longest stderr line logged whole; the rest of a longer one is cut.
+const MAX_STDERR_LINE: usize = 64 * 1024;
+
+/// Logs what a worker writes to its stderr (Node's own fatal errors: the shim turns the
+/// widget's console into log frames) a line at a time. A widget can write there directly
+/// too (`process._rawDebug`), so lines are cut at [`MAX_STDERR_LINE`] and held to the
+/// same allowance as its log frames.
+async fn log_stderr(stderr: ChildStderr, log: Logger) {
+    let mut reader = BufReader::new(stderr);
+    let mut limit = LogLimit::new(std::time::Instant::now());
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // One byte more than a line may hold, to tell a line that long from a longer one.
+        match (&mut reader).take(MAX_STDERR_LINE as u64 + 1).read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let cut = !line.ends_with(b"\n") && line.len() > MAX_STDERR_LINE;
+        if cut && skip_rest_of_line(&mut reader).await.is_err() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&line[..line.len().min(MAX_STDERR_LINE)]);
+        let text = text.trim_end_matches(['\n', '\r']);
+        match limit.admit(std::time::Instant::now(), text.len()) {
+            Admit::Drop => {}
+            Admit::Log { dropped_before } => {
+                if dropped_before > 0 {
+                    warn!(log, "worker wrote to stderr {}", log_limit::over_allowance(dropped_before));
+                }
+                let suffix = if cut { " … (line cut at 64 KiB)" } else { "" };
+                warn!(log, "{}{}", text, suffix; "stream" => "stderr");
+            }
+        }
+    }
+}
+
+async fn skip_rest_of_line(reader: &mut BufReader<ChildStderr>) -> std::io::Result<()> {
+    loop {
+        let buffered = reader.fill_buf().await?;
+        if buffered.is_empty() {
+            return Ok(());
+        }
+        match buffered.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                reader.consume(end + 1);
+                return Ok(());
+            }
+            None => {
+                let all = buffered.len();
+                reader.consume(all);
+            }
+        }
+    }
 }
 
 impl Running {

@@ -83,6 +83,13 @@ module.exports = (r) => {
     }));
     r.register('manager', 'GET', attempt2((req, helper) => helper.Manager.doGet(req.query.url, { headers: req.query.header ? { 'x-evil': req.query.header } : {} })));
     r.register('request', 'GET', attempt2((req, helper) => helper.Request.doGet(req.query.url)));
+    // Raw writes to stderr, past the shim's log frames: one huge line, then a flood.
+    r.register('raw-stderr', 'GET', (req, res) => {
+        process._rawDebug(`huge ${'z'.repeat(8 * 1024 * 1024)}`);
+        for (let i = 0; i < 5000; i += 1) process._rawDebug(`flood ${i}`);
+        setTimeout(() => process._rawDebug('after the flood'), 1100);
+        res.send('written');
+    });
     // Many large helper responses at once: the gateway must not hold them all.
     r.register('hoard', 'GET', async (req, res, next, helper) => {
         const calls = Array.from({ length: Number(req.query.n) }, () => helper.Request.doGet(req.query.url, { parseResponse: false }));
