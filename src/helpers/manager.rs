@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix_tls::connect::Resolver;
 use serde_json::{json, Value};
 
-use super::{header_args, query, read_response, string_arg, tls, ResponseBudget, TlsError};
+use super::{header_args, query, read_response, string_arg, tls, HelperBudget, TlsError};
 use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
@@ -62,13 +62,13 @@ impl Manager {
         Ok(parsed.to_string())
     }
 
-    pub async fn call(&self, args: Value, budget: &ResponseBudget) -> Result<CallResult, CallError> {
+    pub async fn call(&self, args: Value, budget: &HelperBudget) -> Result<CallResult, CallError> {
         self.request(&args, args.get("params"), budget).await.map(CallResult::value)
     }
 
     /// `doGetFull`: pages through a list endpoint until `metadata.pagination.total` items
     /// are collected and answers `{items: [...]}`.
-    pub async fn get_full(&self, args: Value, budget: &ResponseBudget) -> Result<CallResult, CallError> {
+    pub async fn get_full(&self, args: Value, budget: &HelperBudget) -> Result<CallResult, CallError> {
         let mut params = args.get("params").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut items: Vec<Value> = Vec::new();
         loop {
@@ -88,7 +88,7 @@ impl Manager {
         }
     }
 
-    async fn request(&self, args: &Value, params: Option<&Value>, budget: &ResponseBudget) -> Result<Value, CallError> {
+    async fn request(&self, args: &Value, params: Option<&Value>, budget: &HelperBudget) -> Result<Value, CallError> {
         let method = string_arg(args, "method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
         if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE" | "PATCH") {
             return Err(CallError::Refused { message: format!("method `{method}` not allowed. Valid methods: GET,POST,PUT,DELETE,PATCH") });

@@ -26,30 +26,31 @@ pub use tls::TlsError;
 
 /// Largest response a helper call buffers.
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
-/// Most response bytes one worker's helper calls may hold in the gateway at once while
-/// reading: one response of the largest size, or many smaller ones. Without it a widget
-/// could start its 1024 calls at 64 MiB each and take the gateway down for every widget.
-const RESPONSE_BUDGET: usize = MAX_RESPONSE;
+/// Most bytes one worker's helper calls may hold in the gateway at once: one response of
+/// the largest size, or many smaller calls. Without it a widget could start its 1024
+/// calls with 4 MiB of arguments or 64 MiB responses each and take the gateway down for
+/// every widget.
+const HELPER_BUDGET: usize = MAX_RESPONSE;
 
-/// What one worker's helper calls hold of the gateway's memory: the responses being read,
-/// plus the results already answered that still wait for the worker to read them (so a
-/// worker that reads its input slower than responses arrive slows its own calls down
-/// instead of piling results up in the gateway).
-pub struct ResponseBudget {
+/// What one worker's helper calls hold of the gateway's memory: their arguments, the
+/// responses being read, and the results already answered that still wait for the worker
+/// to read them (so a worker that reads its input slower than responses arrive slows its
+/// own calls down instead of piling results up in the gateway).
+pub struct HelperBudget {
     reading: AtomicUsize,
     waiting_for_worker: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
-impl ResponseBudget {
+impl HelperBudget {
     /// `waiting_for_worker` tells how many bytes sent to the worker it has not read yet.
-    pub fn new(waiting_for_worker: impl Fn() -> usize + Send + Sync + 'static) -> ResponseBudget {
-        ResponseBudget { reading: AtomicUsize::new(0), waiting_for_worker: Box::new(waiting_for_worker) }
+    pub fn new(waiting_for_worker: impl Fn() -> usize + Send + Sync + 'static) -> HelperBudget {
+        HelperBudget { reading: AtomicUsize::new(0), waiting_for_worker: Box::new(waiting_for_worker) }
     }
 }
 
-/// One call's share of a [`ResponseBudget`], given back when dropped.
+/// One call's share of a [`HelperBudget`], given back when dropped.
 struct Held<'a> {
-    budget: &'a ResponseBudget,
+    budget: &'a HelperBudget,
     bytes: usize,
 }
 
@@ -57,7 +58,7 @@ impl Held<'_> {
     /// Takes `more` bytes of the budget, or nothing if that would exceed it.
     fn grow(&mut self, more: usize) -> bool {
         let reading = self.budget.reading.fetch_add(more, Ordering::AcqRel) + more;
-        if reading + (self.budget.waiting_for_worker)() > RESPONSE_BUDGET {
+        if reading + (self.budget.waiting_for_worker)() > HELPER_BUDGET {
             self.budget.reading.fetch_sub(more, Ordering::AcqRel);
             return false;
         }
@@ -87,8 +88,12 @@ impl Helpers {
     /// Executes one `call` frame. Never fails: every problem becomes an error result the
     /// widget's promise rejects with.
     /// `budget` is the calling worker's: what its calls may hold in responses at once.
-    pub async fn call(&self, helper: &str, function: &str, args: Value, budget: &ResponseBudget, log: &Logger) -> CallResult {
+    pub async fn call(&self, helper: &str, function: &str, args: Value, budget: &HelperBudget, log: &Logger) -> CallResult {
         debug!(log, "helper call");
+        let mut arguments = Held { budget, bytes: 0 };
+        if !arguments.grow(held_bytes(&args)) {
+            return CallResult::error(CallError::Refused { message: over_budget(&format!("{helper}.{function}")) });
+        }
         let result = match (helper, function) {
             ("manager", "call") => self.manager.call(args, budget).await,
             ("manager", "getFull") => self.manager.get_full(args, budget).await,
@@ -133,7 +138,7 @@ fn header_args(args: &Value) -> Result<Vec<(String, String)>, CallError> {
 async fn read_response<S>(
     sent: Result<awc::ClientResponse<S>, awc::error::SendRequestError>,
     what: &str,
-    budget: &ResponseBudget,
+    budget: &HelperBudget,
 ) -> Result<(awc::ClientResponse<S>, Bytes), CallError>
 where
     S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
@@ -147,14 +152,63 @@ where
             return Err(CallError::Transport { message: format!("{what}: response larger than {} MiB", MAX_RESPONSE >> 20) });
         }
         if !held.grow(chunk.len()) {
-            return Err(CallError::Transport {
-                message: format!(
-                    "{what}: this widget's helper calls already hold {} MiB of responses in the gateway; make fewer or smaller calls at once",
-                    RESPONSE_BUDGET >> 20
-                ),
-            });
+            return Err(CallError::Transport { message: over_budget(what) });
         }
         body.extend_from_slice(&chunk);
     }
     Ok((response, body.freeze()))
+}
+
+fn over_budget(what: &str) -> String {
+    format!(
+        "{what}: this widget's helper calls already hold {} MiB in the gateway; make fewer or smaller calls at once",
+        HELPER_BUDGET >> 20
+    )
+}
+
+/// Roughly what a JSON value holds in memory: its strings plus a few words per value;
+/// enough to tell a call's few hundred bytes from megabytes, without serialising it.
+/// (serde_json refuses input nested over 128 levels, so the recursion is bounded.)
+fn held_bytes(value: &Value) -> usize {
+    const PER_VALUE: usize = 32;
+    PER_VALUE
+        + match value {
+            Value::String(text) => text.len(),
+            Value::Array(items) => items.iter().map(held_bytes).sum(),
+            Value::Object(fields) => fields.iter().map(|(name, field)| name.len() + held_bytes(field)).sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refused_for_budget(result: &CallResult) -> bool {
+        matches!(result, CallResult::Error { error: CallError::Refused { message }, .. }
+            if message.contains("helper calls already hold 64 MiB in the gateway"))
+    }
+
+    /// A worker that sent many large calls at once (their arguments held while each runs)
+    /// gets the one that would pass its budget refused, and the budget back afterwards.
+    #[actix_web::test]
+    async fn a_call_whose_arguments_would_pass_the_budget_is_refused() {
+        let helpers = Helpers::new(Arc::new(Config::default())).unwrap();
+        let log = Logger::root(slog::Discard, slog::o!());
+        // Results its worker has not read yet take all of the budget but 1000 bytes.
+        let budget = HelperBudget::new(|| HELPER_BUDGET - 1000);
+        let post = |size: usize| json!({"method": "POST", "url": "http://127.0.0.1:9/", "body": "x".repeat(size)});
+        assert!(refused_for_budget(&helpers.call("request", "call", post(2000), &budget, &log).await));
+        let small = helpers.call("request", "call", post(10), &budget, &log).await;
+        assert!(!refused_for_budget(&small), "a small call goes ahead (and fails to connect)");
+        assert_eq!(budget.reading.load(Ordering::Acquire), 0, "what the calls held was given back");
+    }
+
+    #[test]
+    fn held_bytes_grows_with_the_strings_in_a_value() {
+        let small = held_bytes(&json!({"url": "/x"}));
+        assert!(small < 200);
+        assert!(held_bytes(&json!({"body": {"blob": "a".repeat(1 << 20)}})) > 1 << 20);
+    }
 }

@@ -16,7 +16,7 @@ use actix_tls::connect::{Resolve, Resolver};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::{header_args, query, read_response, string_arg, tls, ResponseBudget, TlsError};
+use super::{header_args, query, read_response, string_arg, tls, HelperBudget, TlsError};
 use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
@@ -33,7 +33,7 @@ impl RequestHelper {
         Ok(RequestHelper { client: tls::http_client(tls::client_config(None)?, policy.resolver()), policy })
     }
 
-    pub async fn call(&self, args: Value, budget: &ResponseBudget) -> Result<CallResult, CallError> {
+    pub async fn call(&self, args: Value, budget: &HelperBudget) -> Result<CallResult, CallError> {
         let method = string_arg(&args, "method").unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
         if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE" | "PATCH") {
             return Err(CallError::Refused { message: format!("method `{method}` not allowed. Valid methods: GET,POST,PUT,DELETE,PATCH") });

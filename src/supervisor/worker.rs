@@ -30,7 +30,7 @@ use super::frame_writer::{FrameWriter, QueueFull};
 use super::log_limit::{self, Admit, LogLimit};
 use super::lane::{self, Lane};
 use crate::config::Config;
-use crate::helpers::{Helpers, ResponseBudget};
+use crate::helpers::{HelperBudget, Helpers};
 use crate::protocol::{
     CancelReason, Endpoint, FrameDecoder, FromShim, LoadError, ProtocolError, RequestHead, Sources, ToShim,
     PROTOCOL_VERSION,
@@ -111,8 +111,8 @@ pub struct WorkerConn {
     pub heap: AtomicU64,
     last_pong: AtomicU64,
     calls_inflight: AtomicUsize,
-    /// What its helper calls hold in responses being read.
-    helper_responses: ResponseBudget,
+    /// What its helper calls hold of the gateway's memory.
+    helper_budget: HelperBudget,
 }
 
 impl Drop for WorkerConn {
@@ -358,7 +358,7 @@ impl WorkerConn {
                 let helpers = helpers.clone();
                 let log = log.new(o!("request" => id, "helper" => helper.clone(), "fn" => function.clone()));
                 actix_web::rt::spawn(async move {
-                    let result = helpers.call(&helper, &function, args, &conn.helper_responses, &log).await;
+                    let result = helpers.call(&helper, &function, args, &conn.helper_budget, &log).await;
                     conn.calls_inflight.fetch_sub(1, Ordering::AcqRel);
                     conn.send(&ToShim::Ret { cid, result });
                 });
@@ -540,7 +540,7 @@ pub async fn start(
         heap: AtomicU64::new(0),
         last_pong: AtomicU64::new(0),
         calls_inflight: AtomicUsize::new(0),
-        helper_responses: ResponseBudget::new(move || input.waiting()),
+        helper_budget: HelperBudget::new(move || input.waiting()),
     });
     let reader = actix_web::rt::spawn(conn.clone().read_control(frames, helpers, log));
     Ok(Running { conn, endpoints, sources, paths: paths.clone(), child, reader, pings_sent: 0, started: std::time::Instant::now() })
