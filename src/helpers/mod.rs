@@ -37,14 +37,14 @@ const HELPER_BUDGET: usize = MAX_RESPONSE;
 /// to read them (so a worker that reads its input slower than responses arrive slows its
 /// own calls down instead of piling results up in the gateway).
 pub struct HelperBudget {
-    reading: AtomicUsize,
+    held: AtomicUsize,
     waiting_for_worker: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
 impl HelperBudget {
     /// `waiting_for_worker` tells how many bytes sent to the worker it has not read yet.
     pub fn new(waiting_for_worker: impl Fn() -> usize + Send + Sync + 'static) -> HelperBudget {
-        HelperBudget { reading: AtomicUsize::new(0), waiting_for_worker: Box::new(waiting_for_worker) }
+        HelperBudget { held: AtomicUsize::new(0), waiting_for_worker: Box::new(waiting_for_worker) }
     }
 }
 
@@ -57,9 +57,9 @@ struct Held<'a> {
 impl Held<'_> {
     /// Takes `more` bytes of the budget, or nothing if that would exceed it.
     fn grow(&mut self, more: usize) -> bool {
-        let reading = self.budget.reading.fetch_add(more, Ordering::AcqRel) + more;
-        if reading + (self.budget.waiting_for_worker)() > HELPER_BUDGET {
-            self.budget.reading.fetch_sub(more, Ordering::AcqRel);
+        let held = self.budget.held.fetch_add(more, Ordering::AcqRel) + more;
+        if held + (self.budget.waiting_for_worker)() > HELPER_BUDGET {
+            self.budget.held.fetch_sub(more, Ordering::AcqRel);
             return false;
         }
         self.bytes += more;
@@ -69,7 +69,7 @@ impl Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.budget.reading.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -87,7 +87,7 @@ impl Helpers {
 
     /// Executes one `call` frame. Never fails: every problem becomes an error result the
     /// widget's promise rejects with.
-    /// `budget` is the calling worker's: what its calls may hold in responses at once.
+    /// `budget` is the calling worker's: what its calls may hold in the gateway at once.
     pub async fn call(&self, helper: &str, function: &str, args: Value, budget: &HelperBudget, log: &Logger) -> CallResult {
         debug!(log, "helper call");
         let mut arguments = Held { budget, bytes: 0 };
@@ -202,7 +202,7 @@ mod tests {
         assert!(refused_for_budget(&helpers.call("request", "call", post(2000), &budget, &log).await));
         let small = helpers.call("request", "call", post(10), &budget, &log).await;
         assert!(!refused_for_budget(&small), "a small call goes ahead (and fails to connect)");
-        assert_eq!(budget.reading.load(Ordering::Acquire), 0, "what the calls held was given back");
+        assert_eq!(budget.held.load(Ordering::Acquire), 0, "what the calls held was given back");
     }
 
     #[test]
