@@ -6,10 +6,12 @@
 
 use std::time::{Duration, Instant};
 
+use slog::{warn, Logger};
+
 /// Lines a worker may log per second.
-pub const LINES_PER_SECOND: u32 = 1000;
+const LINES_PER_SECOND: u32 = 1000;
 /// Bytes of messages a worker may log per second.
-pub const BYTES_PER_SECOND: usize = 1024 * 1024;
+const BYTES_PER_SECOND: usize = 1024 * 1024;
 
 pub struct LogLimit {
     window_start: Instant,
@@ -20,23 +22,18 @@ pub struct LogLimit {
 
 /// Whether a line may be logged, and how many were dropped before it.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Admit {
+enum Admit {
     Log { dropped_before: u64 },
     Drop,
 }
 
-/// What a report of dropped lines says after its subject ("widget logged ...").
-pub fn over_allowance(dropped: u64) -> String {
-    format!("more than {LINES_PER_SECOND} lines or {} KiB a second: {dropped} lines dropped", BYTES_PER_SECOND >> 10)
-}
-
 impl LogLimit {
-    pub fn new(now: Instant) -> LogLimit {
-        LogLimit { window_start: now, lines: 0, bytes: 0, dropped: 0 }
+    pub fn new() -> LogLimit {
+        LogLimit { window_start: Instant::now(), lines: 0, bytes: 0, dropped: 0 }
     }
 
     /// Counts a line of `len` bytes logged at `now` against this second's allowance.
-    pub fn admit(&mut self, now: Instant, len: usize) -> Admit {
+    fn admit(&mut self, now: Instant, len: usize) -> Admit {
         if now.duration_since(self.window_start) >= Duration::from_secs(1) {
             self.window_start = now;
             self.lines = 0;
@@ -50,6 +47,20 @@ impl LogLimit {
         self.bytes += len;
         Admit::Log { dropped_before: std::mem::take(&mut self.dropped) }
     }
+
+    /// Whether a line of `len` bytes may be logged now. The first line allowed after some
+    /// were dropped reports on `log` how many, as what `source` did ("widget logged").
+    pub fn allow(&mut self, len: usize, log: &Logger, source: &str) -> bool {
+        match self.admit(Instant::now(), len) {
+            Admit::Drop => false,
+            Admit::Log { dropped_before: 0 } => true,
+            Admit::Log { dropped_before } => {
+                warn!(log, "{} more than {} lines or {} KiB a second: {} lines dropped",
+                    source, LINES_PER_SECOND, BYTES_PER_SECOND >> 10, dropped_before);
+                true
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -59,7 +70,7 @@ mod tests {
     #[test]
     fn drops_what_is_over_a_second_and_reports_it_with_the_next_line() {
         let start = Instant::now();
-        let mut limit = LogLimit::new(start);
+        let mut limit = LogLimit { window_start: start, ..LogLimit::new() };
         for _ in 0..LINES_PER_SECOND {
             assert_eq!(limit.admit(start, 10), Admit::Log { dropped_before: 0 });
         }
@@ -73,7 +84,7 @@ mod tests {
     #[test]
     fn counts_bytes_too() {
         let start = Instant::now();
-        let mut limit = LogLimit::new(start);
+        let mut limit = LogLimit { window_start: start, ..LogLimit::new() };
         assert_eq!(limit.admit(start, BYTES_PER_SECOND - 1), Admit::Log { dropped_before: 0 });
         assert_eq!(limit.admit(start, 2), Admit::Drop);
         assert_eq!(limit.admit(start, 1), Admit::Log { dropped_before: 1 });

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio_util::codec::FramedRead;
 
 use super::frame_writer::{FrameWriter, QueueFull};
-use super::log_limit::{self, Admit, LogLimit};
+use super::log_limit::LogLimit;
 use super::lane::{self, Lane};
 use crate::config::Config;
 use crate::helpers::{HelperBudget, Helpers};
@@ -127,8 +127,9 @@ impl Drop for WorkerConn {
 }
 
 impl WorkerConn {
-    /// Sends a control frame. A send is lost only once the child is gone; the reader
-    /// notices the same and fails every request, so there is nothing to do here.
+    /// Sends a control frame. A send is lost only once the child is gone (the reader
+    /// notices the same and fails every request) or when the child has left too much of
+    /// its input unread, which is a fault.
     pub fn send(&self, frame: &ToShim) {
         if let Err(QueueFull(waiting)) = self.control.send_within(&frame.encode(), MAX_CONTROL_QUEUE) {
             self.fail(ProtocolError(format!("the worker does not read its input: {waiting} bytes were waiting for it")));
@@ -248,7 +249,7 @@ impl WorkerConn {
         helpers: Rc<Helpers>,
         log: Logger,
     ) -> Result<(), ProtocolError> {
-        let mut log_limit = LogLimit::new(std::time::Instant::now());
+        let mut log_limit = LogLimit::new();
         while let Some(frame) = frames.next().await {
             let (frame, _) = frame?;
             self.handle_control(frame, &helpers, &mut log_limit, &log)?;
@@ -364,12 +365,8 @@ impl WorkerConn {
                 });
             }
             FromShim::Log { level, category, msg } => {
-                let dropped = match log_limit.admit(std::time::Instant::now(), msg.len()) {
-                    Admit::Drop => return Ok(()),
-                    Admit::Log { dropped_before } => dropped_before,
-                };
-                if dropped > 0 {
-                    warn!(log, "widget logged {}", log_limit::over_allowance(dropped));
+                if !log_limit.allow(msg.len(), log, "widget logged") {
+                    return Ok(());
                 }
                 let category = category.unwrap_or_else(|| "WidgetBackend".into());
                 match level.as_str() {
@@ -555,7 +552,7 @@ const MAX_STDERR_LINE: usize = 64 * 1024;
 /// same allowance as its log frames.
 async fn log_stderr(stderr: ChildStderr, log: Logger) {
     let mut reader = BufReader::new(stderr);
-    let mut limit = LogLimit::new(std::time::Instant::now());
+    let mut limit = LogLimit::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -570,15 +567,9 @@ async fn log_stderr(stderr: ChildStderr, log: Logger) {
         }
         let text = String::from_utf8_lossy(&line[..line.len().min(MAX_STDERR_LINE)]);
         let text = text.trim_end_matches(['\n', '\r']);
-        match limit.admit(std::time::Instant::now(), text.len()) {
-            Admit::Drop => {}
-            Admit::Log { dropped_before } => {
-                if dropped_before > 0 {
-                    warn!(log, "worker wrote to stderr {}", log_limit::over_allowance(dropped_before));
-                }
-                let suffix = if cut { " … (line cut at 64 KiB)" } else { "" };
-                warn!(log, "{}{}", text, suffix; "stream" => "stderr");
-            }
+        if limit.allow(text.len(), &log, "worker wrote to stderr") {
+            let suffix = if cut { format!(" … (line cut at {} KiB)", MAX_STDERR_LINE >> 10) } else { String::new() };
+            warn!(log, "{}{}", text, suffix; "stream" => "stderr");
         }
     }
 }
