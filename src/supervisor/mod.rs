@@ -19,7 +19,7 @@ mod worker;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -104,8 +104,7 @@ impl Widget {
             restarts: AtomicU64::new(0),
             admission: Admission {
                 slots: Arc::new(Semaphore::new(config.workers.max_inflight)),
-                waiting: AtomicUsize::new(0),
-                queue_limit: config.workers.queue_limit,
+                queue: Semaphore::new(config.workers.queue_limit),
             },
             control: watch::Sender::new(Control::default()),
             reload_pending: AtomicBool::new(false),
@@ -194,27 +193,9 @@ impl Widget {
 /// once, up to `queue_limit` more wait, and beyond that requests are refused at once.
 struct Admission {
     slots: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    queue_limit: usize,
-}
-
-/// A place in a widget's request queue. It is given back when dropped, so a wait that
-/// ends any way at all (a slot, the timeout, or the gateway dropping the request when
-/// its client goes away) frees it.
-struct QueuePlace<'a>(&'a AtomicUsize);
-
-impl<'a> QueuePlace<'a> {
-    fn take(admission: &'a Admission) -> Option<QueuePlace<'a>> {
-        let place = QueuePlace(&admission.waiting);
-        // Counted before the check, so two requests cannot both take the last place.
-        (admission.waiting.fetch_add(1, Ordering::AcqRel) < admission.queue_limit).then_some(place)
-    }
-}
-
-impl Drop for QueuePlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+    /// Places in the queue. A place is a permit, given back however the wait ends (a
+    /// slot, the timeout, or the gateway dropping the request when its client goes away).
+    queue: Semaphore,
 }
 
 /// Why a request cannot be routed to a widget, in the terms the gateway answers with.
@@ -582,7 +563,7 @@ impl Supervisor {
         match admission.slots.clone().try_acquire_owned() {
             Ok(slot) => Ok((conn, slot)),
             Err(_) => {
-                let place = QueuePlace::take(admission).ok_or_else(|| RouteError::Unavailable {
+                let place = admission.queue.try_acquire().map_err(|_| RouteError::Unavailable {
                     reason: "is busy: its request queue is full".into(),
                     retry_after: Duration::from_secs(1),
                 })?;
