@@ -203,7 +203,9 @@ for (const [label, sandboxConfig] of [
       const report = await wbe.waitForLog((l) => l.widget === 'attacker' && /worker wrote to stderr more than 1000 lines/.test(l.msg));
       assert.match(report.msg, /\d+ lines dropped/);
       const flood = wbe.logs.filter((l) => l.widget === 'attacker' && /^flood \d+$/.test(l.msg)).length;
-      assert.ok(flood < 1000, `${flood} flood lines reached the log`);
+      // The allowance is per second of the gateway's clock: a burst that straddles the
+      // start of a new second gets at most two seconds' worth.
+      assert.ok(flood < 2000, `${flood} flood lines reached the log`);
       assert.ok(wbe.peakRss() - peakBefore < 64 * 1024 * 1024, `gateway grew by ${(wbe.peakRss() - peakBefore) >> 20} MB`);
     });
 

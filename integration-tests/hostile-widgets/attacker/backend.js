@@ -87,7 +87,7 @@ module.exports = (r) => {
     r.register('raw-stderr', 'GET', (req, res) => {
         process._rawDebug(`huge ${'z'.repeat(8 * 1024 * 1024)}`);
         for (let i = 0; i < 5000; i += 1) process._rawDebug(`flood ${i}`);
-        setTimeout(() => process._rawDebug('after the flood'), 1100);
+        setTimeout(() => process._rawDebug('after the flood'), 2100);
         res.send('written');
     });
     // Many large helper responses at once: the gateway must not hold them all.
