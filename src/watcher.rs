@@ -103,13 +103,13 @@ impl FolderWatch {
             }
         };
         for dir in &config.widgets.dirs {
-            watch.watch(dir.clone(), log);
+            watch.watch(dir.clone(), identity(dir), log);
         }
         Some(watch)
     }
 
-    fn watch(&mut self, dir: PathBuf, log: &Logger) {
-        let id = identity(&dir);
+    /// Watches `dir` if it leads to a folder (`id`, its identity), and remembers which.
+    fn watch(&mut self, dir: PathBuf, id: Option<FolderIdentity>, log: &Logger) {
         if id.is_some() {
             if let Err(e) = self.watcher.watch(&dir, RecursiveMode::Recursive) {
                 warn!(log, "cannot watch {} ({}); changes there need SIGHUP, POST /_wbe/reload or widgets.poll_interval", dir.display(), e);
@@ -129,7 +129,10 @@ impl FolderWatch {
             interval.tick().await;
             let folders = self.folders.clone();
             let Ok(replaced) = tokio::task::spawn_blocking(move || {
-                folders.into_iter().filter(|(dir, id)| identity(dir) != *id).map(|(dir, _)| dir).collect::<Vec<_>>()
+                folders
+                    .into_iter()
+                    .filter_map(|(dir, id)| Some(identity(&dir)).filter(|now| *now != id).map(|now| (dir, now)))
+                    .collect::<Vec<_>>()
             })
             .await
             else {
@@ -138,12 +141,12 @@ impl FolderWatch {
             if replaced.is_empty() {
                 continue;
             }
-            for dir in replaced {
+            for (dir, id) in replaced {
                 info!(log, "widget folder created or replaced, watching it anew"; "dir" => dir.display().to_string());
                 // The old folder may be gone already; its watch goes either way.
                 let _ = self.watcher.unwatch(&dir);
                 self.folders.retain(|(watched, _)| *watched != dir);
-                self.watch(dir, &log);
+                self.watch(dir, id, &log);
             }
             if rescan.send(()).is_err() {
                 return;
