@@ -171,8 +171,9 @@ class WidgetRequest extends Readable {
     return this.get(name);
   }
 
-  is(types, ...rest) {
-    return typeis(this, Array.isArray(types) ? types : [types, ...rest]);
+  // With no types, the request's media type if it has a body (type-is with an empty list).
+  is(...types) {
+    return typeis(this, Array.isArray(types[0]) ? types[0] : types);
   }
 
   accepts(...types) {

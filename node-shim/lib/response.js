@@ -269,10 +269,13 @@ class WidgetResponse extends Stream {
 
   _commitHead() {
     if (this.headersSent) return;
-    const code = this.statusCode;
-    if (!Number.isInteger(code) || code < 100 || code > 999) {
-      throw nodeError(RangeError, 'ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${code}`);
+    // Node's writeHead truncates to an integer (`statusCode |= 0`), so res.status('201')
+    // and res.status(201.5) answer 201, as they do in Express.
+    const code = this.statusCode | 0;
+    if (code < 100 || code > 999) {
+      throw nodeError(RangeError, 'ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${this.statusCode}`);
     }
+    this.statusCode = code;
     if (this.statusMessage === undefined) this.statusMessage = http.STATUS_CODES[code] || 'unknown';
     const list = [];
     for (const [key, [, value]] of this._headers) {

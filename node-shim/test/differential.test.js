@@ -120,7 +120,7 @@ const GET_SERVICES = [
   'set-array', 'set-ct-json', 'set-ct-image', 'header-alias', 'type-ext', 'type-dot', 'type-xml',
   'type-png', 'type-unknown', 'append', 'location', 'redirect', 'redirect-301', 'cookie', 'vary',
   'links', 'attachment', 'attachment-none', 'stream', 'write-head', 'write-head-msg',
-  'headers-api', 'end-empty', 'status-prop', 'fresh', 'etag-custom', 'err-next',
+  'headers-api', 'end-empty', 'status-prop', 'status-string', 'status-fraction', 'status-invalid', 'fresh', 'etag-custom', 'err-next',
   'err-next-string', 'err-next-500', 'err-next-empty-error', 'err-throw', 'err-reject',
   'err-preset-type', 'next-empty', 'next-route', 'no-such-service',
 ];
@@ -196,6 +196,13 @@ test('POST body through body/json and PUT body through for-await', async () => {
   await compare({ method: 'POST', url: '/console/wb/echo-json', headers: ['Content-Type', 'application/json'], body: '{"x":[1,"ü"]}' });
   await compare({ method: 'POST', url: '/console/wb/echo-json', headers: ['Content-Type', 'application/json'], body: '{bad json' });
   await compare({ method: 'PUT', url: '/console/wb/echo-stream', body: 'raw bytes ü' });
+});
+
+test('req.is with a type, a list, several and none', async () => {
+  for (const [type, body] of [['application/json; charset=utf-8', '{}'], ['text/html', 'x'], ['text/plain', '']]) {
+    await compare({ method: 'POST', url: '/console/wb/is', headers: ['Content-Type', type], body });
+  }
+  await compare({ method: 'POST', url: '/console/wb/is' });
 });
 
 test('next() on POST falls through to the 404 page', () =>
