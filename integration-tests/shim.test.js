@@ -9,6 +9,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { startWbe, fixtureWidgets, httpRequest, WIDGETS } = require('./lib/wbe');
+const etag = require('etag');
 const { startStage } = require('./lib/stage');
 
 const FIXTURES = ['req-info', 'responses', 'errors', 'json-body', 'sandbox-require', 'console-log', 'ts-widget'];
@@ -437,10 +438,19 @@ describe('differential: the same backend in wbe and in Express 4', () => {
   }
 
   it('an unknown endpoint or method is a 404 {"message"} in both (wbe’s message says more)', async () => {
-    for (const [name, method] of [['no-such-endpoint', 'GET'], ['send-string', 'POST']]) {
+    for (const [name, method] of [['no-such-endpoint', 'GET'], ['send-string', 'POST'], ['send-string', 'HEAD']]) {
       const { ours, theirs } = await both('responses', name, { method, body: method === 'POST' ? '' : undefined });
       assert.equal(ours.status, theirs.status);
       assert.equal(ours.status, 404);
+      // Written like Express's res.send(object): same content type, a weak ETag of the body.
+      assert.equal(ours.headers['content-type'], theirs.headers['content-type']);
+      if (method === 'HEAD') {
+        assert.equal(ours.body, '');
+        assert.equal(theirs.body, '');
+        continue;
+      }
+      assert.equal(ours.headers.etag, etag(Buffer.from(ours.body, 'latin1'), { weak: true }));
+      assert.equal(theirs.headers.etag, etag(Buffer.from(theirs.body, 'latin1'), { weak: true }));
       assert.match(JSON.parse(ours.body).message, new RegExp(`service ${name.toUpperCase()} for method ${method} for widget responses`));
       assert.match(JSON.parse(theirs.body).message, new RegExp(`service ${name.toUpperCase()} for method ${method} for widget responses`));
     }

@@ -1,9 +1,17 @@
 //! Every error the gateway answers with, as the contract's JSON `{"message": ...}`.
+//!
+//! Written the way the stage's error handler writes it (Express's `res.send(object)`):
+//! `application/json; charset=utf-8` and a weak ETag of the body, so a client or cache
+//! behind nginx sees the same kind of answer from wbe as from the stage.
 
 use std::time::Duration;
 
+use actix_web::http::header::{CONTENT_TYPE, ETAG, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
 
 #[derive(Debug)]
 pub struct GatewayError {
@@ -50,8 +58,40 @@ impl ResponseError for GatewayError {
         if let Some(wait) = self.retry_after {
             // Whole seconds, rounded up: `Retry-After: 0` would invite a busy loop.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response.insert_header(("retry-after", seconds.max(1).to_string()));
+            response.insert_header((RETRY_AFTER, seconds.max(1).to_string()));
         }
-        response.json(serde_json::json!({ "message": self.message }))
+        let body = serde_json::json!({ "message": self.message }).to_string();
+        response
+            .insert_header((CONTENT_TYPE, "application/json; charset=utf-8"))
+            .insert_header((ETAG, express_weak_etag(body.as_bytes())))
+            .body(body)
+    }
+}
+
+/// The ETag Express 4 gives a body (the `etag` package, weak): its length in hex and the
+/// first 27 characters of its SHA-1 in base64, which is the whole digest without padding.
+fn express_weak_etag(body: &[u8]) -> String {
+    format!("W/\"{:x}-{}\"", body.len(), STANDARD_NO_PAD.encode(Sha1::digest(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_is_the_one_express_computes() {
+        // require('etag')('{"message":"no such widget"}', { weak: true }) in Node.
+        assert_eq!(express_weak_etag(br#"{"message":"no such widget"}"#), r#"W/"1c-rSOQTmMvgLLpyv+IidAJQoFJvXE""#);
+    }
+
+    #[test]
+    fn answer_is_json_with_charset_etag_and_retry_after() {
+        let error = GatewayError::unavailable("busy", Some(Duration::from_millis(1500)));
+        let response = error.error_response();
+        let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(CONTENT_TYPE).as_deref(), Some("application/json; charset=utf-8"));
+        assert_eq!(header(ETAG), Some(express_weak_etag(br#"{"message":"busy"}"#)));
+        assert_eq!(header(RETRY_AFTER).as_deref(), Some("2"));
     }
 }
