@@ -103,6 +103,18 @@ describe('widget routing', () => {
     await assertJsonError(await wbe.fetch('/console/other', { headers: { 'widget-id': 'alpha' } }), 404, /Cannot GET \/console\/other/);
   });
 
+  it('matches the mount path in any case and decodes the service as Express does', async () => {
+    // Express mounts paths case-insensitively and decodes route parameters with
+    // decodeURIComponent, answering 400 where it throws.
+    const mixedCase = await wbe.fetch('/Console/WB/st%61tus', { headers: { 'widget-id': 'alpha' } });
+    assert.equal(mixedCase.status, 200);
+    assert.equal(await mixedCase.text(), 'alpha OK');
+    for (const service of ['st%ZZatus', 'status%', '%FF']) {
+      const body = await assertJsonError(await wbe.fetch(`/console/wb/${service}`, { headers: { 'widget-id': 'alpha' } }), 400);
+      assert.equal(body.message, `Failed to decode param '${service}'`);
+    }
+  });
+
   it('answers 404 JSON for a method no widget can register (PROPFIND), and keeps serving', async () => {
     await assertJsonError(await wbe.call('status', { widget: 'alpha', method: 'PROPFIND' }), 404, /valid methods: GET,POST,PUT,DELETE,PATCH/);
     assert.equal((await wbe.call('status', { widget: 'alpha' })).status, 200);

@@ -30,10 +30,29 @@ const WIDGET_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 const HOP_BY_HOP: [&str; 5] = ["connection", "keep-alive", "transfer-encoding", "upgrade", "content-length"];
 
 /// The parts of a widget URL path: the service segment (still encoded) and the rest.
+/// The prefix matches in any case, as an Express mount path does, so the stage's
+/// `/Console/WB/status` is wbe's too.
 fn split_path<'a>(context_path: &str, path: &'a str) -> Option<(&'a str, &'a str)> {
-    let after = path.strip_prefix(context_path)?.strip_prefix("/wb/")?;
+    let after = strip_prefix_ignore_ascii_case(path, context_path)?;
+    let after = strip_prefix_ignore_ascii_case(after, "/wb/")?;
     let (service, rest) = after.split_at(after.find('/').unwrap_or(after.len()));
     (!service.is_empty()).then_some((service, rest))
+}
+
+/// A path segment decoded as Express decodes route parameters (`decodeURIComponent`):
+/// `None` for a `%` not followed by two hex digits or bytes that are not UTF-8, which
+/// the stage answers with 400 (percent-encoding's own decoder would keep them as text).
+fn decode_param(raw: &str) -> Option<String> {
+    let well_formed = raw
+        .split('%')
+        .skip(1)
+        .all(|after| after.as_bytes().get(..2).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)));
+    well_formed.then(|| percent_decode_str(raw).decode_utf8().ok().map(|s| s.into_owned())).flatten()
+}
+
+fn strip_prefix_ignore_ascii_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
 }
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
@@ -85,10 +104,8 @@ async fn forward(
     let path = req.uri().path();
     let (raw_service, rest) = split_path(&config.server.context_path, path)
         .ok_or_else(|| GatewayError::not_found(format!("Cannot {} {path}", req.method())))?;
-    let service = percent_decode_str(raw_service)
-        .decode_utf8()
-        .map_err(|_| GatewayError::bad_request("The service name in the URL is not valid UTF-8"))?
-        .into_owned();
+    let service = decode_param(raw_service)
+        .ok_or_else(|| GatewayError::bad_request(format!("Failed to decode param '{raw_service}'")))?;
     routed.service = service.clone();
 
     if req.headers().get("widget-id").is_none() {
@@ -277,7 +294,17 @@ fn route_error(error: RouteError, widget: &str, service: &str, method: &str) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::split_path;
+    use super::{decode_param, split_path};
+
+    #[test]
+    fn decodes_params_like_decode_uri_component() {
+        assert_eq!(decode_param("st%61tus").as_deref(), Some("status"));
+        assert_eq!(decode_param("%C5%BC%2F").as_deref(), Some("ż/"));
+        assert_eq!(decode_param("plain").as_deref(), Some("plain"));
+        for refused in ["in%ZZfo", "end%", "end%4", "%FF", "%C5"] {
+            assert_eq!(decode_param(refused), None, "{refused}");
+        }
+    }
 
     #[test]
     fn splits_like_router_use_service() {
@@ -287,5 +314,8 @@ mod tests {
         assert_eq!(split_path("/console", "/console/wb/"), None);
         assert_eq!(split_path("/console", "/other/wb/status"), None);
         assert_eq!(split_path("", "/wb/x"), Some(("x", "")));
+        assert_eq!(split_path("/console", "/Console/WB/status"), Some(("status", "")));
+        assert_eq!(split_path("/console", "/consolé/wb/status"), None);
+        assert_eq!(split_path("/console", "/cons"), None);
     }
 }
