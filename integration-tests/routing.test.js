@@ -109,6 +109,9 @@ describe('widget routing', () => {
     const mixedCase = await wbe.fetch('/Console/WB/st%61tus', { headers: { 'widget-id': 'alpha' } });
     assert.equal(mixedCase.status, 200);
     assert.equal(await mixedCase.text(), 'alpha OK');
+    // req.baseUrl is the path as the client wrote it, as Express's is.
+    const seen = await (await wbe.fetch('/Console/WB/wh%6Fami/x', { headers: { 'widget-id': 'alpha' } })).json();
+    assert.deepEqual([seen.baseUrl, seen.url, seen.service], ['/Console/WB/wh%6Fami', '/x', 'whoami']);
     for (const service of ['st%ZZatus', 'status%', '%FF']) {
       const body = await assertJsonError(await wbe.fetch(`/console/wb/${service}`, { headers: { 'widget-id': 'alpha' } }), 400);
       assert.equal(body.message, `Failed to decode param '${service}'`);

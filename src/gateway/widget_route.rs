@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use actix_web::body::{BodyStream, SizedStream};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
@@ -37,6 +37,20 @@ fn split_path<'a>(context_path: &str, path: &'a str) -> Option<(&'a str, &'a str
     let after = strip_prefix_ignore_ascii_case(after, "/wb/")?;
     let (service, rest) = after.split_at(after.find('/').unwrap_or(after.len()));
     (!service.is_empty()).then_some((service, rest))
+}
+
+/// The request's header lines for the worker, sorted by name. actix-web keeps headers in
+/// a hash map with a random seed, so the client's order is lost and the map's own order
+/// changes from request to request; sorted, `req.rawHeaders` and `req.headers` are at
+/// least the same for the same request. Lines of one name keep their order.
+fn header_lines(headers: &HeaderMap) -> Vec<(String, String)> {
+    let mut lines: Vec<(String, String)> = headers
+        .iter()
+        // Header bytes beyond ASCII reach Node as latin-1, as Node's own parser gives them.
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().iter().map(|&b| b as char).collect()))
+        .collect();
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    lines
 }
 
 /// A path segment decoded as Express decodes route parameters (`decodeURIComponent`):
@@ -152,14 +166,10 @@ async fn forward(
         method: method.to_owned(),
         url,
         original_url: req.uri().path_and_query().map_or_else(|| path.to_owned(), |p| p.as_str().to_owned()),
-        base_url: format!("{}/wb/{raw_service}", config.server.context_path),
+        // As the client spelt it: the mount path matches in any case.
+        base_url: path[..path.len() - rest.len()].to_owned(),
         service: service.clone(),
-        headers: req
-            .headers()
-            .iter()
-            // Header bytes beyond ASCII reach Node as latin-1, as Node's own parser gives them.
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().iter().map(|&b| b as char).collect()))
-            .collect(),
+        headers: header_lines(req.headers()),
         ip: req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
         protocol: "http",
         user,
