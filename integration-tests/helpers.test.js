@@ -5,6 +5,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 const { startWbe, fixtureWidgets, httpRequest, closedPort } = require('./lib/wbe');
 const { startFakeManager } = require('./lib/fake-manager');
 
@@ -305,5 +306,87 @@ describe('helper.Manager over HTTPS', () => {
     assert.equal(result.ok, false, JSON.stringify(result));
     assert.equal(result.error.isError, true);
     assert.equal(manager.requestsTo('/blueprints').length, before);
+  });
+});
+
+describe('helper.Request follows redirects only where the [request] policy allows', () => {
+  let redirector;
+  let forbidden;
+  let wbe;
+  const seenByForbidden = [];
+  const seenByRedirector = [];
+  /** An HTTP server on `host`; `handle(req, res)` answers, every request is recorded in `seen`. */
+  function listen(host, seen, handle) {
+    return new Promise((resolve) => {
+      const server = http.createServer((req, res) => {
+        seen.push({ url: req.url, method: req.method, headers: req.headers });
+        handle(req, res);
+      });
+      server.listen(0, host, () => resolve({ server, url: `http://${host}:${server.address().port}` }));
+    });
+  }
+  before(async () => {
+    forbidden = await listen('127.0.0.2', seenByForbidden, (req, res) => res.end('{"secret":true}'));
+    redirector = await listen('127.0.0.1', seenByRedirector, (req, res) => {
+      const url = new URL(req.url, 'http://x');
+      if (url.pathname === '/loop') {
+        res.writeHead(302, { location: '/loop' });
+        res.end();
+      } else if (url.pathname === '/to') {
+        res.writeHead(Number(url.searchParams.get('status') || 302), { location: url.searchParams.get('u') });
+        res.end();
+      } else {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ arrived: url.pathname, method: req.method, cookie: req.headers.cookie || null }));
+      }
+    });
+    wbe = await startWbe({
+      widgets: fixtureWidgets(['manager-calls']),
+      config: '[request]\nallowed_hosts = ["*"]\ndenied_hosts = ["127.0.0.2/32"]\n',
+    });
+  });
+  after(async () => {
+    await wbe.stop();
+    redirector.server.close();
+    forbidden.server.close();
+  });
+
+  const via = (u, status = 302) => `${redirector.url}/to?status=${status}&u=${encodeURIComponent(u)}`;
+
+  it('a redirect into a denied range is refused, and nothing reaches it', async () => {
+    for (const target of [`${forbidden.url}/latest/meta-data/`, via(`${forbidden.url}/x`, 307)]) {
+      const result = await callWidget(wbe, 'request', { method: 'POST', body: { url: via(target) } });
+      assert.equal(result.ok, false, JSON.stringify(result));
+      assert.match(result.error.message, /redirected: helper.Request to `127.0.0.2` refused: host not allowed/);
+    }
+    assert.equal(seenByForbidden.length, 0, 'the denied server got no request');
+  });
+
+  it('an allowed redirect is followed: 303 turns a POST into a GET, a relative Location works', async () => {
+    const result = await callWidget(wbe, 'request', {
+      method: 'POST', body: { method: 'POST', url: via('/landed', 303), options: { body: { a: 1 } } },
+    });
+    assert.deepEqual(result, { ok: true, value: { arrived: '/landed', method: 'GET', cookie: null } });
+  });
+
+  it('the caller’s cookie goes on to the same origin only', async () => {
+    const sameOrigin = await callWidget(wbe, 'request', {
+      method: 'POST', body: { url: via('/landed'), options: { headers: { cookie: 'session=1' } } },
+    });
+    assert.equal(sameOrigin.value.cookie, 'session=1');
+    const port = new URL(redirector.url).port;
+    const otherOrigin = await callWidget(wbe, 'request', {
+      method: 'POST', body: { url: via(`http://localhost:${port}/landed`), options: { headers: { cookie: 'session=1' } } },
+    });
+    assert.equal(otherOrigin.ok, true, JSON.stringify(otherOrigin));
+    assert.equal(otherOrigin.value.cookie, null);
+  });
+
+  it('a redirect loop ends with an Error after 10 hops', async () => {
+    seenByRedirector.length = 0;
+    const result = await callWidget(wbe, 'request', { method: 'POST', body: { url: `${redirector.url}/loop` } });
+    assert.equal(result.ok, false);
+    assert.match(result.error.message, /more than 10 redirects/);
+    assert.equal(seenByRedirector.length, 11);
   });
 });

@@ -63,7 +63,7 @@ impl AppState {
     }
 
     fn auth_client(&self) -> awc::Client {
-        AUTH_CLIENT.with(|client| client.get_or_init(|| tls::http_client(self.manager_tls.clone(), actix_tls::connect::Resolver::default())).clone())
+        AUTH_CLIENT.with(|client| client.get_or_init(|| tls::http_client(self.manager_tls.clone(), actix_tls::connect::Resolver::default(), tls::Redirects::Follow)).clone())
     }
 }
 

@@ -30,7 +30,7 @@ impl Manager {
     pub fn new(config: Arc<Config>) -> Result<Manager, TlsError> {
         let tls = tls::manager_client_config(&config)?;
         let api_base = format!("{}/api/{}", config.manager.url.as_str().trim_end_matches('/'), config.manager.api_version);
-        Ok(Manager { config, client: tls::http_client(tls, Resolver::default()), api_base })
+        Ok(Manager { config, client: tls::http_client(tls, Resolver::default(), tls::Redirects::Follow), api_base })
     }
 
     /// The absolute URL for a widget's API path, or a refusal if it would leave the API.

@@ -5,7 +5,9 @@
 //! per-call CA `certificate`, and an error status rejecting with an Error that carries the
 //! status and the body. Where the request may go is the operator's decision
 //! (`[request]` in the config): by default anywhere but link-local and cloud-metadata
-//! addresses, which would hand a widget the host's cloud credentials.
+//! addresses, which would hand a widget the host's cloud credentials. Redirects are
+//! followed here, not by awc, so that every hop is judged by that policy again: a server
+//! the widget may reach must not be able to send it on to one it may not.
 
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -21,6 +23,10 @@ use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// Redirects one call follows, as many as awc (and the `request` library) would.
+const MAX_REDIRECTS: usize = 10;
+/// Headers that carry the caller's credentials: not sent on to another host.
+const CREDENTIALS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
 pub struct RequestHelper {
     client: awc::Client,
@@ -30,7 +36,7 @@ pub struct RequestHelper {
 impl RequestHelper {
     pub fn new(config: Arc<Config>) -> Result<RequestHelper, TlsError> {
         let policy = Rc::new(HostPolicy::new(&config.request.allowed_hosts, &config.request.denied_hosts));
-        Ok(RequestHelper { client: tls::http_client(tls::client_config(None)?, policy.resolver()), policy })
+        Ok(RequestHelper { client: tls::http_client(tls::client_config(None)?, policy.resolver(), tls::Redirects::Return), policy })
     }
 
     pub async fn call(&self, args: Value, budget: &HelperBudget) -> Result<CallResult, CallError> {
@@ -39,11 +45,8 @@ impl RequestHelper {
             return Err(CallError::Refused { message: format!("method `{method}` not allowed. Valid methods: GET,POST,PUT,DELETE,PATCH") });
         }
         let raw_url = string_arg(&args, "url").unwrap_or_default();
-        let url = url::Url::parse(&query::with_query(&raw_url, args.get("params")))
+        let mut url = url::Url::parse(&query::with_query(&raw_url, args.get("params")))
             .map_err(|e| CallError::Refused { message: format!("invalid url `{raw_url}`: {e}") })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(CallError::Refused { message: format!("url `{raw_url}` refused: only http and https are allowed") });
-        }
         self.policy.check(&url)?;
 
         let per_call_client;
@@ -51,21 +54,45 @@ impl RequestHelper {
             Some(pem) => {
                 let tls = tls::client_config(Some(pem.as_bytes()))
                     .map_err(|e| CallError::Refused { message: format!("certificate: {e}") })?;
-                per_call_client = tls::http_client(tls, self.policy.resolver());
+                per_call_client = tls::http_client(tls, self.policy.resolver(), tls::Redirects::Return);
                 &per_call_client
             }
             None => &self.client,
         };
-        let method_value = awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| CallError::Refused { message: e.to_string() })?;
-        let mut request = client.request(method_value, url.as_str()).timeout(TIMEOUT);
-        for (name, value) in header_args(&args)? {
-            if !matches!(name.as_str(), "cert" | "host" | "content-length" | "connection" | "transfer-encoding") {
-                request = request.append_header((name, value));
+        let mut method = awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| CallError::Refused { message: e.to_string() })?;
+        let mut headers = header_args(&args)?;
+        headers.retain(|(name, _)| !matches!(name.as_str(), "cert" | "host" | "content-length" | "connection" | "transfer-encoding"));
+        let mut body = args.get("body").filter(|b| !b.is_null() && *b != &Value::Bool(false) && *b != &Value::String(String::new()));
+        let mut redirects = 0;
+        let sent = loop {
+            let mut request = client.request(method.clone(), url.as_str()).timeout(TIMEOUT);
+            for (name, value) in &headers {
+                request = request.append_header((name.as_str(), value.as_str()));
             }
-        }
-        let sent = match args.get("body").filter(|b| !b.is_null() && *b != &Value::Bool(false) && *b != &Value::String(String::new())) {
-            Some(body) => request.send_json(body).await,
-            None => request.send().await,
+            let sent = match body {
+                Some(body) => request.send_json(body).await,
+                None => request.send().await,
+            };
+            let Some(next) = sent.as_ref().ok().and_then(|response| redirect_target(&url, response)) else { break sent };
+            if redirects == MAX_REDIRECTS {
+                return Err(CallError::Transport { message: format!("{method} {raw_url}: more than {MAX_REDIRECTS} redirects") });
+            }
+            redirects += 1;
+            self.policy.check(&next).map_err(|refused| match refused {
+                CallError::Refused { message } => CallError::Refused { message: format!("{url} redirected: {message}") },
+                other => other,
+            })?;
+            let status = sent.as_ref().map(|response| response.status().as_u16()).unwrap_or_default();
+            // As awc and browsers do: 303, and 301/302 after anything but GET, become a
+            // GET without body; 307 and 308 repeat the request as it was.
+            if status == 303 || (matches!(status, 301 | 302) && method != awc::http::Method::GET) {
+                method = awc::http::Method::GET;
+                body = None;
+            }
+            if next.origin() != url.origin() {
+                headers.retain(|(name, _)| !CREDENTIALS.contains(&name.as_str()));
+            }
+            url = next;
         };
         let (response, bytes) = read_response(sent, &format!("{method} {raw_url}"), budget).await?;
         let status = response.status();
@@ -96,6 +123,15 @@ impl RequestHelper {
         }
         Ok(CallResult::value(Value::String(text)))
     }
+}
+
+/// Where a redirect response sends the request next, if it is one with a usable `Location`.
+fn redirect_target<S>(from: &url::Url, response: &awc::ClientResponse<S>) -> Option<url::Url> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = response.headers().get("location")?.to_str().ok()?;
+    from.join(location).ok()
 }
 
 /// Which hosts `helper.Request` may reach: [`HostPolicy::check`] judges the URL's host as
@@ -140,6 +176,9 @@ impl HostPolicy {
     }
 
     fn check(&self, url: &url::Url) -> Result<(), CallError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(CallError::Refused { message: format!("url `{url}` refused: only http and https are allowed") });
+        }
         let refuse = |host: &str| CallError::Refused {
             message: format!("helper.Request to `{host}` refused: host not allowed by the gateway's [request] configuration"),
         };

@@ -117,14 +117,27 @@ pub fn manager_client_config(config: &Config) -> Result<Arc<ClientConfig>, TlsEr
     client_config(ca.as_deref()).map_err(|e| TlsError(format!("manager.ca_cert: {e}")))
 }
 
+/// Whether a client follows redirects itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    /// awc's own following (up to 10): for the manager and its auth check, whose
+    /// redirects stay the operator's business.
+    Follow,
+    /// Left to the caller, which must judge every target (helper.Request's host policy).
+    Return,
+}
+
 /// An awc client using `tls` and `resolver` for host names, with no default timeout
 /// (each call sets its own).
-pub fn http_client(tls: Arc<ClientConfig>, resolver: Resolver) -> awc::Client {
+pub fn http_client(tls: Arc<ClientConfig>, resolver: Resolver, redirects: Redirects) -> awc::Client {
     let tcp = actix_tls::connect::Connector::new(resolver).service();
-    awc::Client::builder()
+    let builder = awc::Client::builder()
         .connector(awc::Connector::new().connector(tcp).rustls_0_23(tls))
-        .disable_timeout()
-        .finish()
+        .disable_timeout();
+    match redirects {
+        Redirects::Follow => builder.finish(),
+        Redirects::Return => builder.disable_redirects().finish(),
+    }
 }
 
 #[cfg(test)]
