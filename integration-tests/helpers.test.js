@@ -61,12 +61,14 @@ describe('helper.Manager and helper.Request', () => {
     assert.equal(seen.headers.host, `127.0.0.1:${manager.port}`);
   });
 
-  it('doPost sends a JSON body and resolves the parsed JSON answer', async () => {
-    const payload = { deployment_id: 'dep-1', inputs: { size: 3, tags: ['a', 'b'] }, unicode: 'żółć' };
+  it('doPost sends a JSON body and resolves the parsed JSON answer, keys in their order', async () => {
+    const payload = { unicode: 'żółć', deployment_id: 'dep-1', inputs: { size: 3, tags: ['a', 'b'], count: 1 } };
     const result = await callWidget(wbe, 'echo', { method: 'POST', body: payload, headers: { cookie: 'XSRF-TOKEN=good-token' } });
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(result.value.method, 'POST');
-    assert.deepEqual(result.value.body, payload);
+    // Both ways through the gateway, object keys keep their order, as JSON.parse keeps it
+    // in the stage (a widget listing a blueprint's inputs shows them as declared).
+    assert.equal(JSON.stringify(result.value.body), JSON.stringify(payload));
     assert.deepEqual(result.value.query, { tag: ['x', 'y'] });
     const seen = manager.requestsTo('/echo').at(-1);
     assert.match(seen.headers['content-type'], /^application\/json/);
