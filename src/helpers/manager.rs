@@ -36,17 +36,19 @@ impl Manager {
     /// The absolute URL for a widget's API path, or a refusal if it would leave the API.
     fn api_url(&self, path: &str, params: Option<&Value>) -> Result<String, CallError> {
         let refuse = |why: &str| CallError::Refused { message: format!("manager url `{path}` refused: {why}") };
-        if path.contains("://") || path.starts_with("//") || path.contains('\\') {
-            return Err(refuse("give a path under the manager's API, not a URL"));
-        }
         if path.chars().any(char::is_control) {
             return Err(refuse("control characters are not allowed"));
         }
-        let lower = path.to_ascii_lowercase();
+        // Only the path decides where the request goes: a query may hold a URL or an
+        // encoded slash (`?_search=a%2Fb`), as it may in the stage.
+        let path_only = path.split(['?', '#']).next().unwrap_or("");
+        if path_only.contains("://") || path_only.starts_with("//") || path_only.contains('\\') {
+            return Err(refuse("give a path under the manager's API, not a URL"));
+        }
+        let lower = path_only.to_ascii_lowercase();
         if lower.contains("%2f") || lower.contains("%5c") {
             return Err(refuse("encoded slashes are not allowed"));
         }
-        let path_only = path.split(['?', '#']).next().unwrap_or("");
         let decoded = percent_encoding::percent_decode_str(path_only).decode_utf8_lossy();
         if decoded.split('/').any(|segment| segment == ".." || segment == ".") {
             return Err(refuse("`.` and `..` segments are not allowed"));
@@ -161,6 +163,10 @@ mod tests {
         let m = manager();
         assert_eq!(m.api_url("/blueprints", None).unwrap(), "https://manager.example:8443/api/v3.1/blueprints");
         assert_eq!(m.api_url("blueprints?_size=5", None).unwrap(), "https://manager.example:8443/api/v3.1/blueprints?_size=5");
+        assert_eq!(
+            m.api_url("/plugins?url=https://x.example/p.wgn&_search=a%2Fb", None).unwrap(),
+            "https://manager.example:8443/api/v3.1/plugins?url=https://x.example/p.wgn&_search=a%2Fb"
+        );
         for bad in ["../../x", "/a/../../x", "http://other-host/", "//other-host/x", "/%2e%2e/%2e%2e/x", "/a%2f..%2fb", "/x\r\nHost: evil", "\\\\other"] {
             assert!(m.api_url(bad, None).is_err(), "{bad:?} should be refused");
         }
