@@ -6,7 +6,10 @@
 
 const { Readable } = require('stream');
 const { isIP } = require('net');
-const cookie = require('cookie');
+// The stage mounts cookie-parser (no secret) before the widget router; running the same
+// middleware gives the same req.cookies and req.signedCookies (null-prototype objects,
+// `j:` JSON cookies decoded only when truthy) from its own cookie parser.
+const parseCookies = require('cookie-parser')();
 const fresh = require('fresh');
 
 // Query parsing, content negotiation and range parsing are loaded on first use: many
@@ -51,23 +54,6 @@ function foldHeaders(lines) {
   return { headers, rawHeaders };
 }
 
-// cookie-parser (which the stage mounts) without a secret: parse, then decode the
-// `j:` JSON cookies that res.cookie() writes for object values.
-function parseCookies(header) {
-  if (!header) return {};
-  const cookies = cookie.parse(header);
-  for (const [name, value] of Object.entries(cookies)) {
-    if (value.startsWith('j:')) {
-      try {
-        cookies[name] = JSON.parse(value.slice(2));
-      } catch {
-        // not JSON after all: cookie-parser keeps the raw string too
-      }
-    }
-  }
-  return cookies;
-}
-
 function pathnameOf(url) {
   const end = url.search(/[?#]/);
   return end === -1 ? url : url.slice(0, end);
@@ -96,8 +82,7 @@ class WidgetRequest extends Readable {
     this.httpVersionMinor = 1;
     this.params = { service: frame.service };
     this.query = parseQuery(queryStringOf(this.originalUrl));
-    this.cookies = parseCookies(headers.cookie);
-    this.signedCookies = {};
+    parseCookies(this, undefined, () => {});
     this.ip = frame.ip;
     this.ips = [];
     this.protocol = frame.protocol || 'http';

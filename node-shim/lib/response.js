@@ -12,26 +12,26 @@ const crypto = require('crypto');
 const http = require('http');
 const path = require('path');
 const Stream = require('stream');
+const { inspect } = require('util');
 const contentDisposition = require('content-disposition');
 const contentType = require('content-type');
 const cookie = require('cookie');
 const encodeUrl = require('encodeurl');
 const escapeHtml = require('escape-html');
-const mime = require('mime-types');
+const mime = require('mime');
 const statuses = require('statuses');
 const vary = require('vary');
 const { MAX_FRAME_BODY, MAX_WHOLE_BODY } = require('./protocol');
 
 const CHARSET_RE = /;\s*charset\s*=/;
+// What Node refuses in a header value or status message (its checkInvalidHeaderChar).
+const INVALID_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
 
-// Express 4 uses mime@1 (through `send`): unknown extensions mean octet-stream, and
-// only text/*, JavaScript and JSON get a default charset.
-function lookupType(type) {
-  return mime.lookup(type) || 'application/octet-stream';
-}
-
-function defaultCharset(type) {
-  return /^text\/|^application\/(javascript|json)/.test(type) ? 'UTF-8' : undefined;
+// A type name or extension as Express 4 resolves it (utils.normalizeType): mime@1, the
+// one its `send` dependency carries, for names without a slash (unknown ones are
+// application/octet-stream); a full type loses its parameters.
+function normalizeType(type) {
+  return type.indexOf('/') === -1 ? mime.lookup(type) : type.split(/ *; */)[0];
 }
 
 // Express's default ETag (the `etag` package's weak one) of a body: its length in hex
@@ -163,25 +163,58 @@ class WidgetResponse extends Stream {
     this._headers.delete(String(name).toLowerCase());
   }
 
-  // writeHead(status[, statusMessage][, headers]): headers given here win over setHeader().
+  // Node's appendHeader: adds values to a header instead of replacing it.
+  appendHeader(name, value) {
+    if (this.headersSent) {
+      throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot append headers after they are sent to the client');
+    }
+    http.validateHeaderName(name);
+    http.validateHeaderValue(name, value);
+    const key = name.toLowerCase();
+    const entry = this._headers.get(key);
+    if (entry) entry[1] = [].concat(entry[1], value);
+    else this._headers.set(key, [name, value]);
+    return this;
+  }
+
+  // writeHead(status[, statusMessage][, headers]), in Node's order: the status is checked
+  // before any header is applied; headers given here win over setHeader().
   writeHead(statusCode, reason, headers) {
     if (this.headersSent) {
       throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot write headers after they are sent to the client');
+    }
+    const code = statusCode | 0;
+    if (code < 100 || code > 999) {
+      throw nodeError(RangeError, 'ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${statusCode}`);
     }
     let fields = headers;
     if (typeof reason === 'string') {
       this.statusMessage = reason;
     } else {
-      fields = reason;
+      this.statusMessage ||= http.STATUS_CODES[code] || 'unknown';
+      fields ??= reason;
     }
-    this.statusCode = statusCode;
+    this.statusCode = code;
     if (Array.isArray(fields)) {
-      // Node accepts a flat [name, value, name, value, ...] list.
-      for (let i = 0; i + 1 < fields.length; i += 2) this.setHeader(fields[i], fields[i + 1]);
+      if (fields.length % 2 !== 0) {
+        throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'headers' is invalid. Received ${inspect(fields)}`);
+      }
+      // Node 20 sends the pairs as they are, repeats included, when no header was set
+      // before; after setHeader() each pair goes through it and the last of a name wins.
+      const apply = this._headers.size === 0 ? this.appendHeader : this.setHeader;
+      for (let i = 0; i < fields.length; i += 2) if (fields[i]) apply.call(this, fields[i], fields[i + 1]);
     } else if (fields) {
-      for (const name of Object.keys(fields)) this.setHeader(name, fields[name]);
+      for (const name of Object.keys(fields)) if (name) this.setHeader(name, fields[name]);
     }
-    this._commitHead();
+    if (INVALID_HEADER_CHAR.test(this.statusMessage)) {
+      throw nodeError(TypeError, 'ERR_INVALID_CHAR', 'Invalid character in statusMessage');
+    }
+    const list = [];
+    for (const [key, [, value]] of this._headers) {
+      if (Array.isArray(value)) for (const v of value) list.push([key, String(v)]);
+      else list.push([key, String(value)]);
+    }
+    this._headerList = list;
     return this;
   }
 
@@ -280,22 +313,9 @@ class WidgetResponse extends Stream {
     this.setHeader('Content-Length', length);
   }
 
+  // Node's _implicitHeader: the first write or end sends the head as it stands.
   _commitHead() {
-    if (this.headersSent) return;
-    // Node's writeHead truncates to an integer (`statusCode |= 0`), so res.status('201')
-    // and res.status(201.5) answer 201, as they do in Express.
-    const code = this.statusCode | 0;
-    if (code < 100 || code > 999) {
-      throw nodeError(RangeError, 'ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${this.statusCode}`);
-    }
-    this.statusCode = code;
-    if (this.statusMessage === undefined) this.statusMessage = http.STATUS_CODES[code] || 'unknown';
-    const list = [];
-    for (const [key, [, value]] of this._headers) {
-      if (Array.isArray(value)) for (const v of value) list.push([key, String(v)]);
-      else list.push([key, String(value)]);
-    }
-    this._headerList = list;
+    if (!this.headersSent) this.writeHead(this.statusCode);
   }
 
   _enqueue(buf) {
@@ -523,7 +543,7 @@ class WidgetResponse extends Stream {
   }
 
   type(type) {
-    return this.set('Content-Type', type.indexOf('/') === -1 ? lookupType(type) : type);
+    return this.set('Content-Type', type.indexOf('/') === -1 ? mime.lookup(type) : type);
   }
 
   contentType(type) {
@@ -537,7 +557,7 @@ class WidgetResponse extends Stream {
     const key = keys.length > 0 ? req.accepts(keys) : false;
     this.vary('Accept');
     if (key) {
-      this.set('Content-Type', key.indexOf('/') === -1 ? lookupType(key) : key.split(';')[0].trim());
+      this.set('Content-Type', normalizeType(key));
       obj[key](req, this, req.next);
     } else if (obj.default) {
       obj.default(req, this, req.next);
@@ -545,7 +565,7 @@ class WidgetResponse extends Stream {
       const err = new Error('Not Acceptable');
       err.status = 406;
       err.statusCode = 406;
-      err.types = keys.map((k) => (k.indexOf('/') === -1 ? lookupType(k) : k));
+      err.types = keys.map(normalizeType);
       req.next(err);
     }
     return this;
@@ -572,7 +592,7 @@ class WidgetResponse extends Stream {
       if (field.toLowerCase() === 'content-type') {
         if (Array.isArray(value)) throw new TypeError('Content-Type cannot be set to an Array');
         if (!CHARSET_RE.test(value)) {
-          const charset = defaultCharset(value.split(';')[0]);
+          const charset = mime.charsets.lookup(value.split(';')[0]);
           if (charset) value += `; charset=${charset.toLowerCase()}`;
         }
       }

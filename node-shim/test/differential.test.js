@@ -120,7 +120,9 @@ const GET_SERVICES = [
   'set-array', 'set-ct-json', 'set-ct-image', 'header-alias', 'type-ext', 'type-dot', 'type-xml',
   'type-png', 'type-unknown', 'append', 'location', 'redirect', 'redirect-301', 'cookie', 'vary',
   'links', 'attachment', 'attachment-none', 'stream', 'write-head', 'write-head-msg',
-  'headers-api', 'end-empty', 'status-prop', 'status-string', 'status-fraction', 'status-invalid', 'fresh', 'etag-custom', 'err-next',
+  'headers-api', 'end-empty', 'status-prop', 'status-string', 'status-fraction', 'status-invalid', 'req-cookies', 'type-ico', 'type-wav', 'type-toml',
+  'type-backslash', 'attachment-ico', 'write-head-list', 'write-head-list-after-set', 'write-head-undefined-reason', 'write-head-bad-status',
+  'write-head-odd-list', 'status-message-empty', 'append-header', 'fresh', 'etag-custom', 'err-next',
   'err-next-string', 'err-next-500', 'err-next-empty-error', 'err-throw', 'err-reject',
   'err-preset-type', 'next-empty', 'next-route', 'no-such-service',
 ];
@@ -196,6 +198,19 @@ test('POST body through body/json and PUT body through for-await', async () => {
   await compare({ method: 'POST', url: '/console/wb/echo-json', headers: ['Content-Type', 'application/json'], body: '{"x":[1,"ü"]}' });
   await compare({ method: 'POST', url: '/console/wb/echo-json', headers: ['Content-Type', 'application/json'], body: '{bad json' });
   await compare({ method: 'PUT', url: '/console/wb/echo-stream', body: 'raw bytes ü' });
+});
+
+test('req.cookies as cookie-parser gives them, whatever the Cookie header holds', async () => {
+  for (const header of ['hasOwnProperty=1; b=2', 'a=j:false; b=j:0; c=j:null; d=j:""; e=j:{"x":1}; f=j:[1', '__proto__=x; constructor=y']) {
+    await compare({ url: '/console/wb/req-cookies', headers: ['Cookie', header] });
+  }
+});
+
+test('format resolves keys as Express does (mime@1 names, a full type as written)', async () => {
+  for (const accept of ['image/x-icon', 'image/*', 'text/plain']) {
+    await compare({ url: '/console/wb/format-ico', headers: ['Accept', accept] });
+    await compare({ url: '/console/wb/format-spaced', headers: ['Accept', accept] });
+  }
 });
 
 test('req.is with a type, a list, several and none', async () => {
