@@ -116,6 +116,22 @@ class WidgetRequest extends Readable {
     return this.hostname;
   }
 
+  // The widget's process has no connection of its own: what a handler may read of the
+  // stage's (`req.socket.remoteAddress`, or the older `req.connection`) describes the
+  // gateway's connection from its client. Nothing here can be written to or closed.
+  get socket() {
+    this._socket ??= Object.freeze({
+      remoteAddress: this.ip,
+      remoteFamily: isIP(this.ip) === 6 ? 'IPv6' : 'IPv4',
+      encrypted: this.protocol === 'https' ? true : undefined,
+    });
+    return this._socket;
+  }
+
+  get connection() {
+    return this.socket;
+  }
+
   get subdomains() {
     const { hostname } = this;
     if (!hostname) return [];
