@@ -4,6 +4,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 const path = require('node:path');
 const { startWbe, writeWidgets, eventually, alive } = require('./lib/wbe');
 
@@ -205,6 +206,38 @@ describe('worker pool', () => {
       assert.equal((await wbe.widgetStatus('cpu')).workers.length, 2);
     } finally {
       await wbe.stop();
+    }
+  });
+});
+
+describe('heartbeats', () => {
+  it('a worker still reading a backlog of helper results is not taken for hung', async () => {
+    // Twelve 2 MiB downloads whose results the widget works on for 40 ms each: the
+    // heartbeat's ping waits on stdin behind them for far longer than three 100 ms beats.
+    const body = Buffer.alloc(2 * 1024 * 1024, 7);
+    const server = http.createServer((req, res) => res.end(body));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const widgets = writeWidgets({
+      bulk: {
+        'backend.js': `module.exports = (r) => r.register('fetch', async (req, res, next, helper) => {
+          const busy = () => { const until = Date.now() + 40; while (Date.now() < until); };
+          const sizes = await Promise.all(Array.from({ length: 12 }, () =>
+            helper.Request.doGet(req.query.url, { parseResponse: false }).then((buffer) => { busy(); return buffer.length; })));
+          res.json({ sizes, pid: process.pid });
+        });`,
+      },
+    });
+    const wbe = await startWbe({ widgets, config: '[workers]\nheartbeat = "100ms"\n' });
+    try {
+      const pid = (await wbe.widgetStatus('bulk')).workers[0].pid;
+      const response = await wbe.call('fetch', { widget: 'bulk', query: `url=${encodeURIComponent(`http://127.0.0.1:${server.address().port}/`)}` });
+      const text = await response.text();
+      assert.equal(response.status, 200, text);
+      assert.deepEqual(JSON.parse(text), { sizes: Array(12).fill(body.length), pid });
+      assert.equal((await wbe.widgetStatus('bulk')).restarts, 0);
+    } finally {
+      await wbe.stop();
+      server.close();
     }
   });
 });

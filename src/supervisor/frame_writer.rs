@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
@@ -29,6 +30,9 @@ pub struct FrameWriter {
     pipe: OwnedFd,
     queue: Mutex<Queue>,
     wake: Notify,
+    /// Bytes the child has been given so far (the pipe took them): how a reader that
+    /// is busy with a long backlog shows it is still reading.
+    written: AtomicU64,
 }
 
 #[derive(Default)]
@@ -52,7 +56,7 @@ impl FrameWriter {
     {
         let flags = OFlag::from_bits_truncate(fcntl(pipe.as_raw_fd(), FcntlArg::F_GETFL)?);
         fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-        let writer = Arc::new(FrameWriter { pipe, queue: Mutex::default(), wake: Notify::new() });
+        let writer = Arc::new(FrameWriter { pipe, queue: Mutex::default(), wake: Notify::new(), written: AtomicU64::new(0) });
         Ok((writer.clone(), writer.drain(sink)))
     }
 
@@ -75,7 +79,10 @@ impl FrameWriter {
         let mut rest = frame;
         if queue.pending.is_empty() && !queue.draining {
             match nix::unistd::write(&self.pipe, frame) {
-                Ok(written) => rest = &frame[written..],
+                Ok(written) => {
+                    self.written.fetch_add(written as u64, Ordering::Relaxed);
+                    rest = &frame[written..];
+                }
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(_) => {
                     // The reader task sees the child go and fails its requests.
@@ -105,6 +112,11 @@ impl FrameWriter {
         queue.pending.len() + queue.draining_bytes
     }
 
+    /// Bytes the child has taken so far; grows while it reads, even behind a backlog.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
     /// Accepts no more frames; what is queued is still written.
     pub fn close(&self) {
         self.lock().closing = true;
@@ -127,10 +139,22 @@ impl FrameWriter {
             };
             match batch {
                 Some(bytes) => {
-                    if sink.write_all(&bytes).await.is_err() {
-                        let mut queue = self.lock();
-                        queue.broken = true;
-                        queue.pending.clear();
+                    // Piece by piece, so that `waiting` and `written` follow the child's reading.
+                    let mut rest = &bytes[..];
+                    while !rest.is_empty() {
+                        match sink.write(rest).await {
+                            Ok(written) if written > 0 => {
+                                rest = &rest[written..];
+                                self.written.fetch_add(written as u64, Ordering::Relaxed);
+                                self.lock().draining_bytes = rest.len();
+                            }
+                            _ => {
+                                let mut queue = self.lock();
+                                queue.broken = true;
+                                queue.pending.clear();
+                                break;
+                            }
+                        }
                     }
                 }
                 None => self.wake.notified().await,

@@ -603,12 +603,21 @@ impl Running {
         super::WidgetState::Ready { workers: vec![self.conn.clone()], endpoints: self.endpoints.clone(), reload_error }
     }
 
-    /// Watches the worker until it dies, is found hung (three heartbeats unanswered) or
-    /// breaks the protocol — returning why — or until `control` changes (`None`; the
-    /// worker is still running).
+    /// Watches the worker until it dies, is found hung or breaks the protocol — returning
+    /// why — or until `control` changes (`None`; the worker is still running).
+    ///
+    /// Hung means three heartbeats without a sign of life: no pong, and none of its input
+    /// read either. A ping waits on stdin behind whatever was sent before it (megabytes
+    /// of helper results, say), so a worker still working through those is reading, not
+    /// hung, even though its pong is late.
     pub async fn watch<T>(&mut self, heartbeat: Duration, control: &mut watch::Receiver<T>) -> Option<WorkerGone> {
         let mut ticker = tokio::time::interval(heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After each ping: what the child had been given, and whether more was waiting
+        // (the pipe full). Behind such a backlog, anything more the pipe takes the child read.
+        let mut written_at_ping = 0;
+        let mut backlog_at_ping = false;
+        let mut reading_at_ping = 0;
         loop {
             tokio::select! {
                 // The child's exit shows up as the end of its output, after every frame it
@@ -640,7 +649,11 @@ impl Running {
                 }
                 _ = ticker.tick() => {
                     let sent = self.pings_sent;
-                    if sent >= 3 && self.conn.last_pong.load(Ordering::Relaxed) + 3 <= sent {
+                    if backlog_at_ping && self.conn.control.written() > written_at_ping {
+                        reading_at_ping = sent;
+                    }
+                    let alive_at = self.conn.last_pong.load(Ordering::Relaxed).max(reading_at_ping);
+                    if sent >= 3 && alive_at + 3 <= sent {
                         return Some(WorkerGone(format!(
                             "worker did not answer heartbeats for {}",
                             humantime::format_duration(heartbeat * 3)
@@ -648,6 +661,8 @@ impl Running {
                     }
                     self.pings_sent += 1;
                     self.conn.send(&ToShim::Ping { seq: self.pings_sent });
+                    written_at_ping = self.conn.control.written();
+                    backlog_at_ping = self.conn.control.waiting() > 0;
                 }
             }
         }
