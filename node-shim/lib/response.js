@@ -19,6 +19,7 @@ const cookie = require('cookie');
 const encodeUrl = require('encodeurl');
 const escapeHtml = require('escape-html');
 const mime = require('mime');
+const merge = require('utils-merge');
 const statuses = require('statuses');
 const vary = require('vary');
 const { MAX_FRAME_BODY, MAX_WHOLE_BODY } = require('./protocol');
@@ -612,12 +613,13 @@ class WidgetResponse extends Stream {
   }
 
   clearCookie(name, options) {
-    return this.cookie(name, '', { expires: new Date(1), path: '/', ...options });
+    return this.cookie(name, '', merge({ expires: new Date(1), path: '/' }, options));
   }
 
   // Without a cookie-parser secret (the stage has none) signed cookies are an error.
+  // Options are copied as Express copies them (utils-merge: inherited ones too).
   cookie(name, value, options) {
-    const opts = { ...options };
+    const opts = merge({}, options);
     if (opts.signed) throw new Error('cookieParser("secret") required for signed cookies');
     const val = typeof value === 'object' ? `j:${JSON.stringify(value)}` : String(value);
     if (opts.maxAge != null) {
