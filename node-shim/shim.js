@@ -173,7 +173,7 @@ function cancelRequest(ctx, id) {
   helperCalls.cancelRequest(id);
 }
 
-function onControlFrame(frame) {
+function onControlFrame(frame, payload) {
   if (frame.t === 'hello') {
     if (registry) protocolFault('second hello');
     else hello(frame);
@@ -185,7 +185,7 @@ function onControlFrame(frame) {
   }
   switch (frame.t) {
     case 'ret':
-      helperCalls.settle(frame);
+      helperCalls.settle(frame, payload);
       break;
     case 'ping': {
       const { rss, heapUsed } = process.memoryUsage();

@@ -8,14 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::codec::Decoder;
 
 /// Version of the protocol this gateway speaks; sent in `hello`, checked on the reply.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Longest line accepted from a child; it bounds what a misbehaving child can make the
 /// gateway buffer. The shim never needs more: it cuts long log messages, and it rejects a
@@ -63,7 +62,13 @@ pub enum CancelReason {
 #[serde(untagged)]
 pub enum CallResult {
     Value { ok: bool, value: Value },
-    Buffer { ok: bool, b64: String },
+    /// Bytes (`parseResponse: false`): `len` announces them, raw after the frame's line.
+    Buffer {
+        ok: bool,
+        len: usize,
+        #[serde(skip)]
+        bytes: Bytes,
+    },
     Error { ok: bool, error: CallError },
 }
 
@@ -71,8 +76,8 @@ impl CallResult {
     pub fn value(value: Value) -> Self {
         CallResult::Value { ok: true, value }
     }
-    pub fn buffer(bytes: &[u8]) -> Self {
-        CallResult::Buffer { ok: true, b64: base64::engine::general_purpose::STANDARD.encode(bytes) }
+    pub fn buffer(bytes: Bytes) -> Self {
+        CallResult::Buffer { ok: true, len: bytes.len(), bytes }
     }
     pub fn error(error: CallError) -> Self {
         CallResult::Error { ok: false, error }
@@ -142,7 +147,11 @@ pub enum ToShim {
 impl ToShim {
     /// The frame as one protocol line, newline included.
     pub fn encode(&self) -> Bytes {
-        self.encode_with_payload(&[])
+        match self {
+            // A binary helper result travels raw after its line, as a body chunk does.
+            ToShim::Ret { result: CallResult::Buffer { bytes, .. }, .. } => self.encode_with_payload(bytes),
+            _ => self.encode_with_payload(&[]),
+        }
     }
 
     /// The frame's line followed by `payload`, the raw bytes its `len` announces.
@@ -376,6 +385,12 @@ mod tests {
         assert_eq!(v["originalUrl"], "/console/wb/status?a=1");
         assert_eq!(v["headers"][0][0], "host");
         assert_eq!(v["end"], true);
+    }
+
+    #[test]
+    fn binary_results_travel_raw_after_their_line() {
+        let wire = ToShim::Ret { cid: 5, result: CallResult::buffer(Bytes::from_static(b"\n\xff\0")) }.encode();
+        assert_eq!(&wire[..], b"{\"t\":\"ret\",\"cid\":5,\"ok\":true,\"len\":3}\n\n\xff\0");
     }
 
     #[test]

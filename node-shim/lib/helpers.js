@@ -22,13 +22,14 @@ function createHelperCalls(send) {
     });
   }
 
-  // A manager error rejects with the manager's own body, as the stage's jsonRequest did.
-  function settle(frame) {
+  // A binary result (one with a `len`) resolves the bytes that followed its frame. A
+  // manager error rejects with the manager's own body, as the stage's jsonRequest did.
+  function settle(frame, payload) {
     const call = pending.get(frame.cid);
     if (!call) return;
     pending.delete(frame.cid);
     if (frame.ok) {
-      call.resolve(typeof frame.b64 === 'string' ? Buffer.from(frame.b64, 'base64') : frame.value);
+      call.resolve(frame.len === undefined ? frame.value : payload);
       return;
     }
     const error = frame.error || {};

@@ -3,7 +3,7 @@
 // both directions, a frame that carries body bytes followed by them raw (its `len` says
 // how many). Nothing here knows what a frame means; shim.js dispatches them.
 
-const PROTOCOL_VERSION = 3;
+const PROTOCOL_VERSION = 4;
 // The gateway passes the lanes (one socket per HTTP thread) at fd 3, 4, ...
 const FIRST_LANE_FD = 3;
 // The gateway's limit on one line (src/protocol.rs MAX_LINE): a longer one is a fault.
@@ -16,6 +16,9 @@ const MAX_FRAME_BODY = 64 * 1024;
 const MAX_WHOLE_BODY = 512 * 1024;
 // The largest `sources` a hello reply carries (as JSON), well inside MAX_LINE.
 const MAX_SOURCES = 1024 * 1024;
+// The frames that carry raw bytes after their line, and the most each may carry: a
+// request body's chunk, and a helper's binary result (the gateway's MAX_RESPONSE).
+const PAYLOAD_LIMITS = { body: MAX_FRAME_BODY, ret: 64 * 1024 * 1024 };
 
 // Frames produced in one turn of the event loop go out in a single write: a write to
 // stdout's pipe is a synchronous syscall on Linux and one to a lane a libuv write
@@ -69,8 +72,8 @@ function createFrameWriter(write) {
 }
 
 // Splits the incoming byte stream into frames and hands each to onFrame(frame, payload):
-// a `body` frame's `len` raw bytes follow its line and arrive as `payload` (a Buffer);
-// other frames get an empty one. A line that is not a JSON object, or a payload the
+// the `len` raw bytes that follow a `body` frame's line (or a `ret` frame's that has a
+// `len`) arrive as `payload` (a Buffer); other frames get an empty one. A line that is not a JSON object, or a payload the
 // gateway never sends, goes to onFault: the peer is broken, not the widget.
 function createFrameReader(onFrame, onFault) {
   const NO_PAYLOAD = Buffer.alloc(0);
@@ -131,10 +134,10 @@ function createFrameReader(onFrame, onFault) {
       if (line.length === 0) continue;
       const frame = parse(line);
       if (frame === null) return;
-      if (frame.t !== 'body') {
+      if (frame.len === undefined && frame.t !== 'body') {
         onFrame(frame, NO_PAYLOAD);
-      } else if (!Number.isInteger(frame.len) || frame.len < 0 || frame.len > MAX_FRAME_BODY) {
-        onFault(`body frame with an invalid len ${JSON.stringify(frame.len)}`);
+      } else if (!Number.isInteger(frame.len) || frame.len < 0 || !(frame.len <= PAYLOAD_LIMITS[frame.t])) {
+        onFault(`${frame.t} frame with an invalid len ${JSON.stringify(frame.len)}`);
         return;
       } else if (frame.len === 0) {
         onFrame(frame, NO_PAYLOAD);

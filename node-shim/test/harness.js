@@ -81,7 +81,7 @@ class Shim {
     const shim = new Shim(child);
     shim.send({
       t: 'hello',
-      v: options.version || 3,
+      v: options.version || 4,
       widget: options.widget || path.basename(path.dirname(backend)),
       backend,
       modules_dir: MODULES_DIR,

@@ -81,13 +81,13 @@ test('TypeScript backend with export default, import type and declare module', a
 test('a backend that registers nothing loads with no endpoints', async () => {
   const [shim, hello] = await Shim.start(fixture('empty', 'backend.js'));
   const backend = fixture('empty', 'backend.js');
-  assert.deepStrictEqual(hello, { t: 'hello', v: 3, endpoints: [], sources: { [backend]: fs.readFileSync(backend, 'utf8') } });
+  assert.deepStrictEqual(hello, { t: 'hello', v: 4, endpoints: [], sources: { [backend]: fs.readFileSync(backend, 'utf8') } });
   await shim.stop();
 });
 
 test('an unsupported protocol version is refused', async () => {
-  const [shim, hello] = await Shim.start(fixture('empty', 'backend.js'), { version: 1 });
-  assert.deepStrictEqual(hello.error, { message: 'protocol version 1 not supported (shim speaks 3)' });
+  const [shim, hello] = await Shim.start(fixture('empty', 'backend.js'), { version: 3 });
+  assert.deepStrictEqual(hello.error, { message: 'protocol version 3 not supported (shim speaks 4)' });
   assert.strictEqual(await shim.exited, 1);
 });
 

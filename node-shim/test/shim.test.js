@@ -151,14 +151,14 @@ test('a manager error rejects with the manager\'s body; others with an Error', a
   assert.strictEqual(text(res), '{"message":"Status: 500 Internal Server Error. Data received: x"}');
 });
 
-test('Request with parseResponse:false resolves a Buffer from b64', async () => {
+test('Request with parseResponse:false resolves the raw bytes that follow its ret frame', async () => {
   const from = shim.frames.length;
   const pending = shim.request({ url: '/console/wb/request' });
   const call = await shim.waitFor((f) => f.t === 'call', 2000, from);
   assert.strictEqual(call.helper, 'request');
   assert.strictEqual(call.args.parseResponse, false);
-  shim.send({ t: 'ret', cid: call.cid, ok: true, b64: Buffer.from('bytes').toString('base64') });
-  assert.strictEqual(text(await pending), '{"isBuffer":true,"text":"bytes"}');
+  shim.send({ t: 'ret', cid: call.cid, ok: true }, Buffer.from('by\ntes'));
+  assert.strictEqual(text(await pending), '{"isBuffer":true,"text":"by\\ntes"}');
 });
 
 test('cancel: aborted then close, pending calls rejected, later writes dropped', async () => {
@@ -293,6 +293,18 @@ test('a body frame announcing more than a frame may carry is a protocol fault', 
   faulty.lane.write(`${JSON.stringify({ t: 'body', id: 1, len: 65537 })}\n`);
   assert.strictEqual(await faulty.exited, 1);
   assert.ok(faulty.logs.some((l) => l.msg.includes('body frame with an invalid len 65537')));
+});
+
+test('raw bytes announced on a frame that carries none, or over a result’s limit, are a protocol fault', async () => {
+  for (const [frame, message] of [
+    [{ t: 'ping', seq: 1, len: 3 }, 'ping frame with an invalid len 3'],
+    [{ t: 'ret', cid: 1, ok: true, len: 64 * 1024 * 1024 + 1 }, 'ret frame with an invalid len 67108865'],
+  ]) {
+    const [faulty] = await Shim.start(BACKEND, { allowedBuiltins: ['stream'] });
+    faulty.child.stdin.write(`${JSON.stringify(frame)}\n`);
+    assert.strictEqual(await faulty.exited, 1);
+    assert.ok(faulty.logs.some((l) => l.msg.includes(message)), JSON.stringify(faulty.logs));
+  }
 });
 
 test('a request frame on the control channel is a protocol fault', async () => {

@@ -108,7 +108,7 @@ impl RequestHelper {
         }
         let parse = args.get("parseResponse").map_or(true, |p| p.as_bool() != Some(false));
         if !parse {
-            return Ok(CallResult::buffer(&bytes));
+            return Ok(CallResult::buffer(bytes));
         }
         let is_json = response
             .headers()
