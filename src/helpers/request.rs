@@ -73,7 +73,9 @@ impl RequestHelper {
                 Some(body) => request.send_json(body).await,
                 None => request.send().await,
             };
-            let Some(next) = sent.as_ref().ok().and_then(|response| redirect_target(&url, response)) else { break sent };
+            let Ok(response) = &sent else { break sent };
+            let Some(next) = redirect_target(&url, response) else { break sent };
+            let status = response.status().as_u16();
             if redirects == MAX_REDIRECTS {
                 return Err(CallError::Transport { message: format!("{method} {raw_url}: more than {MAX_REDIRECTS} redirects") });
             }
@@ -82,7 +84,6 @@ impl RequestHelper {
                 CallError::Refused { message } => CallError::Refused { message: format!("{url} redirected: {message}") },
                 other => other,
             })?;
-            let status = sent.as_ref().map(|response| response.status().as_u16()).unwrap_or_default();
             // As awc and browsers do: 303, and 301/302 after anything but GET, become a
             // GET without body; 307 and 308 repeat the request as it was.
             if status == 303 || (matches!(status, 301 | 302) && method != awc::http::Method::GET) {

@@ -30,8 +30,9 @@ pub struct FrameWriter {
     pipe: OwnedFd,
     queue: Mutex<Queue>,
     wake: Notify,
-    /// Bytes the child has been given so far (the pipe took them): how a reader that
-    /// is busy with a long backlog shows it is still reading.
+    /// Bytes the pipe has taken so far. While more wait behind them the pipe is full, so
+    /// this grows only as the child reads: how a child busy with a backlog shows it is
+    /// still reading.
     written: AtomicU64,
 }
 
@@ -112,7 +113,7 @@ impl FrameWriter {
         queue.pending.len() + queue.draining_bytes
     }
 
-    /// Bytes the child has taken so far; grows while it reads, even behind a backlog.
+    /// Bytes the pipe has taken so far (see the field).
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
