@@ -83,8 +83,17 @@ describe('helper.Manager and helper.Request', () => {
       assert.equal(result.value.method, method);
       assert.deepEqual(result.value.query, { m: method });
       if (body) assert.deepEqual(result.value.body, body);
+      // Without a body, no Content-Length on a GET or DELETE, as Node's client sends them.
+      const length = manager.requestsTo('/echo').at(-1).headers['content-length'];
+      assert.equal(length, body ? String(JSON.stringify(body).length) : undefined);
     });
   }
+
+  it('a POST without a body announces an empty one (Content-Length: 0), as Node’s client does', async () => {
+    const result = await callWidget(wbe, 'call', { method: 'POST', body: { method: 'POST', url: '/echo' } });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(manager.requestsTo('/echo').at(-1).headers['content-length'], '0');
+  });
 
   it('doGetFull pages with _size=1000 and _offset until the total is collected', async () => {
     const before = manager.requestsTo('/blueprints').length;

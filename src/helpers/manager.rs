@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix_tls::connect::Resolver;
 use serde_json::{json, Value};
 
-use super::{header_args, query, read_response, string_arg, tls, HelperBudget, TlsError};
+use super::{header_args, query, read_response, send_without_body, string_arg, tls, HelperBudget, TlsError};
 use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
@@ -125,7 +125,7 @@ impl Manager {
         let sent = match body {
             Some(Value::String(text)) => request.send_body(text.clone()).await,
             Some(value) => request.send_json(value).await,
-            None => request.send().await,
+            None => send_without_body(request).await,
         };
         let (response, bytes) = read_response(sent, &format!("manager request {method} {path}"), budget).await?;
         let parsed = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));

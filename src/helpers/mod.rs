@@ -132,6 +132,17 @@ fn header_args(args: &Value) -> Result<Vec<(String, String)>, CallError> {
     Ok(pairs)
 }
 
+/// Sends a request that has no body as Node's HTTP client (the stage's) sends one: no
+/// `Content-Length` on a GET or DELETE, `Content-Length: 0` on a method that normally
+/// carries a body. (awc announces an empty body on every method.)
+fn send_without_body(request: awc::ClientRequest) -> awc::SendClientRequest {
+    if matches!(*request.get_method(), awc::http::Method::GET | awc::http::Method::DELETE) {
+        request.send_body(awc::body::None::new())
+    } else {
+        request.send()
+    }
+}
+
 /// A sent helper request's response with its whole body (at most [`MAX_RESPONSE`], and
 /// within the worker's `budget` while it is read); `what` names the request in the error
 /// the widget sees (`GET https://host/path`).

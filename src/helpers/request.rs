@@ -18,7 +18,7 @@ use actix_tls::connect::{Resolve, Resolver};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::{header_args, query, read_response, string_arg, tls, HelperBudget, TlsError};
+use super::{header_args, query, read_response, send_without_body, string_arg, tls, HelperBudget, TlsError};
 use crate::config::Config;
 use crate::protocol::{CallError, CallResult};
 
@@ -71,7 +71,7 @@ impl RequestHelper {
             }
             let sent = match body {
                 Some(body) => request.send_json(body).await,
-                None => request.send().await,
+                None => send_without_body(request).await,
             };
             let Ok(response) = &sent else { break sent };
             let Some(next) = redirect_target(&url, response) else { break sent };
