@@ -91,7 +91,9 @@ class WidgetResponse extends Stream {
     this._id = id;
     this._io = io;
     this._credit = window;
-    this._headers = new Map(); // lower-case name -> [name as set, value]
+    // lower-case name -> [name as set, value]. Express's app (the stage leaves its
+    // 'x-powered-by' setting on) sets this header before any handler runs.
+    this._headers = new Map([['x-powered-by', ['X-Powered-By', 'Express']]]);
     this._headerList = null; // frozen [name, value] pairs once the head is committed
     this._headFrameSent = false;
     this._queue = [];
@@ -200,10 +202,9 @@ class WidgetResponse extends Stream {
       if (fields.length % 2 !== 0) {
         throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument 'headers' is invalid. Received ${inspect(fields)}`);
       }
-      // Node 20 sends the pairs as they are, repeats included, when no header was set
-      // before; after setHeader() each pair goes through it and the last of a name wins.
-      const apply = this._headers.size === 0 ? this.appendHeader : this.setHeader;
-      for (let i = 0; i < fields.length; i += 2) if (fields[i]) apply.call(this, fields[i], fields[i + 1]);
+      // As in Node 20 once a header was set (X-Powered-By always is): each pair goes
+      // through setHeader(), so the last of a name wins.
+      for (let i = 0; i < fields.length; i += 2) if (fields[i]) this.setHeader(fields[i], fields[i + 1]);
     } else if (fields) {
       for (const name of Object.keys(fields)) if (name) this.setHeader(name, fields[name]);
     }

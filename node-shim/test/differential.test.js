@@ -24,7 +24,6 @@ let lastRawHeaders;
 
 function stageApp(registry) {
   const app = express();
-  app.disable('x-powered-by');
   app.use((req, res, next) => {
     lastRawHeaders = req.rawHeaders;
     next();
@@ -121,7 +120,7 @@ const GET_SERVICES = [
   'type-png', 'type-unknown', 'append', 'location', 'redirect', 'redirect-301', 'cookie', 'vary',
   'links', 'attachment', 'attachment-none', 'stream', 'write-head', 'write-head-msg',
   'headers-api', 'end-empty', 'status-prop', 'status-string', 'status-fraction', 'status-invalid', 'cookie-inherited-options', 'req-cookies', 'type-ico', 'type-wav', 'type-toml',
-  'type-backslash', 'attachment-ico', 'write-head-list', 'write-head-list-after-set', 'write-head-undefined-reason', 'write-head-bad-status',
+  'type-backslash', 'attachment-ico', 'write-head-list', 'write-head-undefined-reason', 'write-head-bad-status',
   'write-head-odd-list', 'status-message-empty', 'append-header', 'fresh', 'etag-custom', 'err-next',
   'err-next-string', 'err-next-500', 'err-next-empty-error', 'err-throw', 'err-reject',
   'err-preset-type', 'next-empty', 'next-route', 'no-such-service',

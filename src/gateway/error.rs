@@ -1,8 +1,9 @@
 //! Every error the gateway answers with, as the contract's JSON `{"message": ...}`.
 //!
 //! Written the way the stage's error handler writes it (Express's `res.send(object)`):
-//! `application/json; charset=utf-8` and a weak ETag of the body, so a client or cache
-//! behind nginx sees the same kind of answer from wbe as from the stage.
+//! `application/json; charset=utf-8`, a weak ETag of the body and Express's
+//! `X-Powered-By`, so a client or cache behind nginx sees the same kind of answer from
+//! wbe as from the stage.
 
 use std::time::Duration;
 
@@ -64,6 +65,7 @@ impl ResponseError for GatewayError {
         response
             .insert_header((CONTENT_TYPE, "application/json; charset=utf-8"))
             .insert_header((ETAG, express_weak_etag(body.as_bytes())))
+            .insert_header(("x-powered-by", "Express"))
             .body(body)
     }
 }
@@ -77,6 +79,7 @@ fn express_weak_etag(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header::HeaderName;
 
     #[test]
     fn etag_is_the_one_express_computes() {
@@ -93,5 +96,6 @@ mod tests {
         assert_eq!(header(CONTENT_TYPE).as_deref(), Some("application/json; charset=utf-8"));
         assert_eq!(header(ETAG), Some(express_weak_etag(br#"{"message":"busy"}"#)));
         assert_eq!(header(RETRY_AFTER).as_deref(), Some("2"));
+        assert_eq!(header(HeaderName::from_static("x-powered-by")).as_deref(), Some("Express"));
     }
 }
