@@ -73,8 +73,9 @@ function createFrameWriter(write) {
 
 // Splits the incoming byte stream into frames and hands each to onFrame(frame, payload):
 // the `len` raw bytes that follow a `body` frame's line (or a `ret` frame's that has a
-// `len`) arrive as `payload` (a Buffer); other frames get an empty one. A line that is not a JSON object, or a payload the
-// gateway never sends, goes to onFault: the peer is broken, not the widget.
+// `len`) arrive as `payload` (a Buffer); other frames get an empty one. A line that is
+// not a JSON object, or a payload the gateway never sends, goes to onFault: the peer is
+// broken, not the widget.
 function createFrameReader(onFrame, onFault) {
   const NO_PAYLOAD = Buffer.alloc(0);
   let pending = []; // pieces of an unfinished line, or of the awaited payload
