@@ -227,8 +227,16 @@ class WidgetRequest extends Readable {
 
   // -- fed by the dispatcher ------------------------------------------------------
 
+  // IncomingMessage's setTimeout: the request's idle timeout, kept by its response.
+  setTimeout(msecs, callback) {
+    if (callback) this.on('timeout', callback);
+    this.res.setTimeout(msecs);
+    return this;
+  }
+
   _pushBody(buf) {
     if (this.destroyed) return;
+    this.res._touch();
     this._unacked += buf.length;
     // While the readable buffer is under its high-water mark the bytes count as taken.
     if (this.push(buf)) this._returnCredit();

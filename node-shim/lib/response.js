@@ -102,6 +102,8 @@ class WidgetResponse extends Stream {
     this._ending = false;
     this._finished = false;
     this._destroyed = false;
+    this._idleMs = 0; // setTimeout()'s idle time; 0: none
+    this._idleTimer = undefined;
   }
 
   // -- Node ServerResponse surface ------------------------------------------------
@@ -235,6 +237,7 @@ class WidgetResponse extends Stream {
       return false;
     }
     const buf = toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined);
+    this._touch();
     this._commitHead();
     this._enqueue(buf);
     this._pump();
@@ -286,10 +289,36 @@ class WidgetResponse extends Stream {
     return this;
   }
 
+  // Node's socket timeout, for this request: after `msecs` in which the response wrote
+  // nothing and no request body arrived, 'timeout' is emitted on req (while its body is
+  // incomplete) and on res; if nothing listens to either, the response is destroyed, as
+  // Node destroys the socket. 0 turns it off. The gateway's handler_timeout still
+  // bounds the whole request.
+  setTimeout(msecs, callback) {
+    if (callback) this.on('timeout', callback);
+    this._idleMs = msecs;
+    this._touch();
+    return this;
+  }
+
+  // Activity on the request: the idle time starts again.
+  _touch() {
+    clearTimeout(this._idleTimer);
+    if (this._idleMs > 0 && !this._finished && !this._destroyed) {
+      this._idleTimer = setTimeout(() => {
+        const { req } = this;
+        const heardByReq = !req.complete && req.emit('timeout');
+        const heardByRes = this.emit('timeout');
+        if (!heardByReq && !heardByRes) this.destroy();
+      }, this._idleMs);
+    }
+  }
+
   // -- driven by the dispatcher ---------------------------------------------------
 
   _ack(bytes) {
     if (!(bytes > 0)) return;
+    this._touch();
     this._credit += bytes;
     this._pump();
   }
@@ -297,6 +326,7 @@ class WidgetResponse extends Stream {
   // The gateway cancelled the request: drop everything, emit 'close', send nothing more.
   _cancel() {
     if (this._destroyed || this._finished) return;
+    clearTimeout(this._idleTimer);
     this._destroyed = true;
     this._queue = [];
     this._queuedBytes = 0;
@@ -384,6 +414,7 @@ class WidgetResponse extends Stream {
   }
 
   _finish() {
+    clearTimeout(this._idleTimer);
     this._finished = true;
     this._io.onDone();
     process.nextTick(() => {

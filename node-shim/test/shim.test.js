@@ -161,6 +161,17 @@ test('Request with parseResponse:false resolves the raw bytes that follow its re
   assert.strictEqual(text(await pending), '{"isBuffer":true,"text":"by\\ntes"}');
 });
 
+test('req/res.setTimeout: an idle request times out, with a listener answering and without one aborted', async () => {
+  const heard = await shim.request({ url: '/console/wb/idle-heard' });
+  assert.deepStrictEqual([heard.status, text(heard)], [503, 'idle']);
+  const unheard = await shim.request({ url: '/console/wb/idle-unheard' });
+  const last = shim.frames.filter((f) => f.id === unheard.id).at(-1);
+  assert.strictEqual(last.abort, true, JSON.stringify(last));
+  // Writes are activity: 40 ms apart, they never let 120 ms of idleness pass.
+  const busy = await shim.request({ url: '/console/wb/idle-kept-busy' });
+  assert.strictEqual(text(busy), '01234done');
+});
+
 test('cancel: aborted then close, pending calls rejected, later writes dropped', async () => {
   const from = shim.frames.length;
   const id = shim.nextId++;
