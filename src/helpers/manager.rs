@@ -109,17 +109,12 @@ impl Manager {
             .request(awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| CallError::Refused { message: e.to_string() })?, url.as_str())
             .timeout(timeout);
         for (name, value) in header_args(args)? {
-            match name.as_str() {
-                // The manager is reached at its own address; these describe the widget's request.
-                "host" | "content-length" | "connection" | "transfer-encoding" => {}
-                "cookie" => {
-                    if let Some(token) = xsrf_token(&value) {
-                        request = request.insert_header(("authentication-token", token));
-                    }
-                    request = request.append_header((name, value));
+            if name == "cookie" {
+                if let Some(token) = xsrf_token(&value) {
+                    request = request.insert_header(("authentication-token", token));
                 }
-                _ => request = request.append_header((name, value)),
             }
+            request = request.append_header((name, value));
         }
         let body = args.get("body").filter(|b| !b.is_null());
         let sent = match body {

@@ -112,7 +112,12 @@ fn string_arg(args: &Value, key: &str) -> Option<String> {
     args.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// Turns a JSON `headers` object into header pairs, refusing values a header cannot hold.
+/// Headers a widget passes on from its own request (`headers: req.headers`) that describe
+/// that request's hop, not the helper's: the helper's client sets its own.
+const CALLERS_HOP: [&str; 4] = ["host", "content-length", "connection", "transfer-encoding"];
+
+/// Turns a JSON `headers` object into the header pairs to send, refusing values a header
+/// cannot hold and leaving out those of [`CALLERS_HOP`].
 fn header_args(args: &Value) -> Result<Vec<(String, String)>, CallError> {
     let Some(headers) = args.get("headers").and_then(Value::as_object) else { return Ok(Vec::new()) };
     let mut pairs = Vec::with_capacity(headers.len());
@@ -127,7 +132,10 @@ fn header_args(args: &Value) -> Result<Vec<(String, String)>, CallError> {
         {
             return Err(CallError::Refused { message: format!("invalid header `{name}`: names must be tokens and values may not contain CR or LF") });
         }
-        pairs.push((name.to_ascii_lowercase(), value));
+        let name = name.to_ascii_lowercase();
+        if !CALLERS_HOP.contains(&name.as_str()) {
+            pairs.push((name, value));
+        }
     }
     Ok(pairs)
 }
@@ -214,6 +222,15 @@ mod tests {
         let small = helpers.call("request", "call", post(10), &budget, &log).await;
         assert!(!refused_for_budget(&small), "a small call goes ahead (and fails to connect)");
         assert_eq!(budget.held.load(Ordering::Acquire), 0, "what the calls held was given back");
+    }
+
+    #[test]
+    fn header_args_leave_out_the_callers_hop_and_refuse_what_a_header_cannot_hold() {
+        let args = json!({"headers": {"Host": "console", "content-length": "3", "Connection": "close",
+            "transfer-encoding": "chunked", "Cookie": "a=1", "x-n": 5, "gone": null}});
+        let pairs = header_args(&args).unwrap();
+        assert_eq!(pairs, [("cookie".to_string(), "a=1".to_string()), ("x-n".to_string(), "5".to_string())]);
+        assert!(header_args(&json!({"headers": {"host": "a\r\nx: y"}})).is_err());
     }
 
     #[test]

@@ -61,7 +61,8 @@ impl RequestHelper {
         };
         let mut method = awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| CallError::Refused { message: e.to_string() })?;
         let mut headers = header_args(&args)?;
-        headers.retain(|(name, _)| !matches!(name.as_str(), "cert" | "host" | "content-length" | "connection" | "transfer-encoding"));
+        // The stage's RequestService leaves out `cert` as well.
+        headers.retain(|(name, _)| name != "cert");
         let mut body = args.get("body").filter(|b| !b.is_null() && *b != &Value::Bool(false) && *b != &Value::String(String::new()));
         let mut redirects = 0;
         let sent = loop {

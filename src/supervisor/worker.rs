@@ -46,8 +46,8 @@ pub const RESPONSE_WINDOW: usize = 256 * 1024;
 /// Helper calls one worker may have running in the gateway at once; a widget that floods
 /// the gateway with more is treated as faulty.
 const MAX_CALLS: usize = 1024;
-/// Most bytes that may wait for a worker to read its stdin: above one helper result of
-/// the largest size (base64 in JSON), far above what a reading worker ever lets pile up.
+/// Most bytes that may wait for a worker to read its stdin: twice a helper result of the
+/// largest size, far above what a reading worker ever lets pile up.
 const MAX_CONTROL_QUEUE: usize = 128 * 1024 * 1024;
 
 /// The status line and headers of a response, with its whole body when `end`.
