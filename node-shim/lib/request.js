@@ -89,6 +89,11 @@ class WidgetRequest extends Readable {
     this.user = frame.user === undefined ? null : frame.user;
     this.aborted = false;
     this.complete = false;
+    this.upgrade = false;
+    // The gateway does not forward a chunked body's trailers; Node's are empty too
+    // until the body has been read, which is when a handler looks.
+    this.trailers = {};
+    this.rawTrailers = [];
     this._onConsumed = onConsumed;
     this._unacked = 0;
   }

@@ -87,6 +87,8 @@ class WidgetResponse extends Stream {
     this.locals = Object.create(null);
     this.statusCode = 200;
     this.statusMessage = undefined;
+    // Node's flag for its Date header; the gateway always sends one.
+    this.sendDate = true;
     req.res = this;
     this._id = id;
     this._io = io;

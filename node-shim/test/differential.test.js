@@ -123,7 +123,11 @@ const GET_SERVICES = [
   'type-backslash', 'attachment-ico', 'write-head-list', 'write-head-undefined-reason', 'write-head-bad-status',
   'write-head-odd-list', 'status-message-empty', 'append-header', 'fresh', 'etag-custom', 'err-next',
   'err-next-string', 'err-next-500', 'err-next-empty-error', 'err-throw', 'err-reject',
-  'err-preset-type', 'next-empty', 'next-route', 'no-such-service',
+  'err-preset-type', 'next-empty', 'next-route', 'no-such-service', 'send-number',
+  'send-status-first', 'send-status-last', 'json-status-first', 'json-status-last',
+  'redirect-url-status', 'redirect-back', 'json-circular', 'json-bigint', 'set-ct-array',
+  'vary-empty', 'append-set-cookie', 'cookie-options', 'write-head-obj-array',
+  'write-invalid', 'node-flags', 'req-node-fields',
 ];
 
 for (const service of GET_SERVICES) {
@@ -136,6 +140,15 @@ test('jsonp with and without callback', async () => {
   await compare({ url: '/console/wb/jsonp?callback=my.cb' });
   await compare({ url: '/console/wb/jsonp' });
   await compare({ url: '/console/wb/jsonp?callback=a&callback=b' });
+});
+
+test("req.query parses as Express 4's extended parser", async () => {
+  const queries = [
+    'a[]=1&a[]=2', 'a[0]=x&a[2]=y', 'a[b][c][d][e][f][g]=1', '__proto__[x]=1&constructor=2',
+    'a=1&a[b]=2', 'a.b=1', 'a[]=1&a=2', 'a[x]=1&a[]=2', 'x=%E0%A4%A', 'a=1;b=2', '&&a&=b',
+    'a[=1', 'a]=1', 'arr[100]=1', 'arr[20]=a', 'arr[21]=a', 'plus=a+b&pct=%2B',
+  ];
+  for (const query of queries) await compare({ url: `/console/wb/query?${query}` });
 });
 
 test('redirect body follows Accept', async () => {

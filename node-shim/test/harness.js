@@ -137,11 +137,13 @@ class Shim {
   async request({ method = 'GET', url, headers = [], body, window = 262144, ack = true, ip = '127.0.0.1', user = null }) {
     const id = this.nextId++;
     const from = this.frames.length;
-    this.send({ t: 'req', id, method, ...routeOf(url), headers, ip, protocol: 'http', user, window });
-    if (body !== undefined) {
+    // As the gateway does, a request without a body is complete in its `req` frame.
+    const end = body === undefined;
+    this.send({ t: 'req', id, method, ...routeOf(url), headers, ip, protocol: 'http', user, window, end });
+    if (!end) {
       this.send({ t: 'body', id }, body);
+      this.send({ t: 'end', id });
     }
-    this.send({ t: 'end', id });
     return this.collect(id, from, ack);
   }
 
