@@ -252,6 +252,14 @@ describe('req and res through the gateway', () => {
       assert.equal((await get('responses', 'delete-method', { method: 'DELETE' })).text, 'deleted');
     });
 
+    it('statusMessage is the status line’s phrase; one a status line cannot carry as ASCII is the standard one', async () => {
+      const custom = await get('responses', 'write-head-message');
+      assert.deepEqual([custom.status, custom.statusMessage], [200, 'Fine, Thanks']);
+      // Node would write "Café" as latin-1 bytes; the gateway writes only ASCII phrases.
+      const latin1 = await get('responses', 'status-non-ascii-message');
+      assert.deepEqual([latin1.status, latin1.statusMessage, latin1.text], [200, 'OK', 'latin-1 phrase']);
+    });
+
     it('sending twice is logged as an error, not a crash', async () => {
       const pid = (await wbe.widgetStatus('responses')).pid;
       const response = await get('responses', 'send-twice');
@@ -405,7 +413,7 @@ describe('differential: the same backend in wbe and in Express 4', () => {
       (headers[name] ||= []).push(response.rawHeaders[i + 1]);
     }
     for (const name of Object.keys(headers)) headers[name] = headers[name].join(', ');
-    return { status: response.status, headers, body: response.body.toString('latin1') };
+    return { status: response.status, reason: response.statusMessage, headers, body: response.body.toString('latin1') };
   }
 
   async function both(widget, pathAndQuery, { method = 'GET', headers = {}, body } = {}) {
@@ -421,7 +429,7 @@ describe('differential: the same backend in wbe and in Express 4', () => {
     ...['send-string', 'send-object', 'send-array', 'send-buffer', 'send-number-status', 'json', 'json-status', 'send-status',
       'send-status-204', 'set-object', 'set-get', 'type', 'type-ext', 'append', 'location', 'redirect', 'redirect-status',
       'cookies', 'stream', 'write-head', 'set-header', 'remove-header', 'headers-sent', 'send-twice', 'status-chain',
-      'etag-large', 'utf8'].map((name) => ['responses', name]),
+      'etag-large', 'utf8', 'status-message', 'write-head-message', 'status-unknown'].map((name) => ['responses', name]),
     ['responses', 'send-size?n=524289'],
     ['responses', 'redirect', { headers: { accept: 'text/html' } }],
     ['responses', 'redirect', { headers: { accept: 'application/json' } }],

@@ -214,6 +214,9 @@ pub enum FromShim {
     Head {
         id: u64,
         status: u16,
+        /// The status line's phrase, present only when it is not Node's standard one.
+        #[serde(default)]
+        reason: Option<String>,
         headers: Vec<(String, String)>,
         #[serde(default)]
         len: Option<usize>,

@@ -97,6 +97,7 @@ class WidgetResponse extends Stream {
     // 'x-powered-by' setting on) sets this header before any handler runs.
     this._headers = new Map([['x-powered-by', ['X-Powered-By', 'Express']]]);
     this._headerList = null; // frozen [name, value] pairs once the head is committed
+    this._reason = undefined; // the committed statusMessage, unless it is the standard one
     this._headFrameSent = false;
     this._queue = [];
     this._queuedBytes = 0;
@@ -221,6 +222,7 @@ class WidgetResponse extends Stream {
       else list.push([key, String(value)]);
     }
     this._headerList = list;
+    if (this.statusMessage !== http.STATUS_CODES[code]) this._reason = String(this.statusMessage);
     return this;
   }
 
@@ -412,7 +414,9 @@ class WidgetResponse extends Stream {
   }
 
   _headFrame() {
-    return { t: 'head', id: this._id, status: this.statusCode, headers: this._headerList };
+    const frame = { t: 'head', id: this._id, status: this.statusCode, headers: this._headerList };
+    if (this._reason !== undefined) frame.reason = this._reason;
+    return frame;
   }
 
   _finish() {

@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod ops;
+mod reason;
 mod widget_route;
 
 use std::cell::OnceCell;

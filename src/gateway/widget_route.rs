@@ -17,7 +17,7 @@ use percent_encoding::percent_decode_str;
 use slog::{info, warn};
 
 use super::error::GatewayError;
-use super::{auth, AppState, PeerSocket};
+use super::{auth, reason, AppState, PeerSocket};
 use crate::metrics::RequestLabels;
 use crate::protocol::{CancelReason, RequestHead};
 use crate::registry::is_valid_widget_id;
@@ -229,6 +229,9 @@ async fn forward(
 
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status);
+    if let Some(phrase) = reason::for_status(head.status, head.reason.as_deref()) {
+        response.reason(phrase);
+    }
     let mut content_length = None;
     for (name, value) in head.headers {
         let lower = name.to_ascii_lowercase();

@@ -54,6 +54,8 @@ const MAX_CONTROL_QUEUE: usize = 128 * 1024 * 1024;
 #[derive(Debug)]
 pub struct ResponseHead {
     pub status: u16,
+    /// The widget's own reason phrase, when it set one.
+    pub reason: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub end: bool,
@@ -288,7 +290,7 @@ impl WorkerConn {
             self.check_issued(*id)?;
         }
         match frame {
-            FromShim::Head { id, status, headers, end, .. } => {
+            FromShim::Head { id, status, reason, headers, end, .. } => {
                 let mut table = self.lock();
                 let Some(entry) = table.get_mut(&id) else { return Ok(()) };
                 let Some(head_tx) = entry.head.take() else {
@@ -309,7 +311,7 @@ impl WorkerConn {
                 if end {
                     self.take(id);
                 }
-                let _ = head_tx.send(Ok(ResponseHead { status, headers, body, end }));
+                let _ = head_tx.send(Ok(ResponseHead { status, reason, headers, body, end }));
             }
             FromShim::Chunk { id, .. } => {
                 let mut table = self.lock();

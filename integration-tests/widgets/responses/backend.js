@@ -68,6 +68,21 @@ module.exports = (r) => {
     res.send('second answer');
   });
   r.register('status-chain', (req, res) => res.status(418).set('X-Tea', 'pot').send({ teapot: true }));
+  // The status line's reason phrase: the widget's own, and Node's for codes where it
+  // is not everyone's ("I'm a Teapot") or where there is none ("unknown").
+  r.register('status-message', (req, res) => {
+    res.statusMessage = 'Partly Done';
+    res.status(202).send('custom phrase');
+  });
+  r.register('write-head-message', (req, res) => {
+    res.writeHead(200, 'Fine, Thanks', { 'Content-Type': 'text/plain' });
+    res.end('writeHead phrase');
+  });
+  r.register('status-unknown', (req, res) => res.sendStatus(299));
+  r.register('status-non-ascii-message', (req, res) => {
+    res.statusMessage = 'Caf\u00e9';
+    res.send('latin-1 phrase');
+  });
   r.register('etag-large', (req, res) => res.send('x'.repeat(5000)));
   r.register('utf8', (req, res) => res.send('żółć 😀'));
   // res.send of n patterned bytes: around 512 KiB a whole response stops fitting in one
