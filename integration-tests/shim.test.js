@@ -8,7 +8,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startWbe, fixtureWidgets, httpRequest, WIDGETS } = require('./lib/wbe');
+const { startWbe, fixtureWidgets, httpRequest, rawRequest, WIDGETS } = require('./lib/wbe');
 const etag = require('etag');
 const { startStage } = require('./lib/stage');
 
@@ -466,6 +466,15 @@ describe('differential: the same backend in wbe and in Express 4', () => {
       assert.equal(theirs.headers.etag, etag(Buffer.from(theirs.body, 'latin1'), { weak: true }));
       assert.match(JSON.parse(ours.body).message, new RegExp(`service ${name.toUpperCase()} for method ${method} for widget responses`));
       assert.match(JSON.parse(theirs.body).message, new RegExp(`service ${name.toUpperCase()} for method ${method} for widget responses`));
+    }
+  });
+
+  it('an error after the body started cuts the response off in both, rather than ending it', async () => {
+    const request = 'GET /console/wb/next-error-after-write HTTP/1.1\r\nHost: x\r\nwidget-id: errors\r\nConnection: close\r\n\r\n';
+    for (const [server, port] of [['wbe', wbe.port], ['stage', stage.port]]) {
+      const reply = await rawRequest(port, request);
+      assert.match(reply, /^HTTP\/1\.1 200 OK\r\n.*\r\n\r\n7\r\npartial\r\n/s, `${server}: ${reply}`);
+      assert.doesNotMatch(reply, /\r\n0\r\n\r\n$/, `${server} ended the chunked body as if it were whole`);
     }
   });
 

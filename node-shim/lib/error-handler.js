@@ -46,8 +46,10 @@ function createErrorHandler(log) {
   function handleError(err, req, res) {
     log('error', `Error has occured in ${req.method} ${req.originalUrl}: ${describe(err)}`);
     if (res.headersSent) {
-      // Too late for an error response: end what was started, as Express would cut it.
-      if (!res.writableEnded) res.end();
+      // Too late for an error response. In the stage the handler's own send() throws
+      // here and Express's finalhandler destroys the socket, so a body that was still
+      // being written is cut off: the client must not take it for a whole one.
+      if (!res.writableEnded) res.destroy();
       return;
     }
     try {
