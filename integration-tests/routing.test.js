@@ -118,6 +118,21 @@ describe('widget routing', () => {
     }
   });
 
+  it('reads two widget-id lines joined, as the stage (Node) does, not as the first one', async () => {
+    const reply = await rawRequest(wbe.port, 'GET /console/wb/status HTTP/1.1\r\nHost: x\r\nwidget-id: alpha\r\nwidget-id: beta\r\nConnection: close\r\n\r\n');
+    assert.match(reply, /^HTTP\/1\.1 404 /, reply);
+    assert.match(reply, /Widget alpha, beta not found/);
+  });
+
+  it('takes a doubled slash after the mount or the service as Express does', async () => {
+    for (const [path, url] of [['/console/wb//whoami', '/'], ['/console/wb/whoami//x?q=1', '/x?q=1'], ['/Console/WB//whoami/', '/']]) {
+      const seen = await (await wbe.fetch(path, { headers: { 'widget-id': 'alpha' } })).json();
+      assert.deepEqual([seen.service, seen.url], ['whoami', url], path);
+      assert.equal(seen.baseUrl, `${path.slice(0, 11)}/whoami`, path);
+    }
+    assert.equal((await wbe.fetch('/console/wb///whoami', { headers: { 'widget-id': 'alpha' } })).status, 404);
+  });
+
   it('answers 404 JSON for a method no widget can register (PROPFIND), and keeps serving', async () => {
     await assertJsonError(await wbe.call('status', { widget: 'alpha', method: 'PROPFIND' }), 404, /valid methods: GET,POST,PUT,DELETE,PATCH/);
     assert.equal((await wbe.call('status', { widget: 'alpha' })).status, 200);

@@ -29,14 +29,43 @@ const WIDGET_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 /// Headers that describe one HTTP hop, not the response: the gateway sets its own.
 const HOP_BY_HOP: [&str; 5] = ["connection", "keep-alive", "transfer-encoding", "upgrade", "content-length"];
 
-/// The parts of a widget URL path: the service segment (still encoded) and the rest.
-/// The prefix matches in any case, as an Express mount path does, so the stage's
-/// `/Console/WB/status` is wbe's too.
-fn split_path<'a>(context_path: &str, path: &'a str) -> Option<(&'a str, &'a str)> {
-    let after = strip_prefix_ignore_ascii_case(path, context_path)?;
-    let after = strip_prefix_ignore_ascii_case(after, "/wb/")?;
-    let (service, rest) = after.split_at(after.find('/').unwrap_or(after.len()));
-    (!service.is_empty()).then_some((service, rest))
+/// A widget URL path as the stage's `app.use('<context>/wb', router)` and
+/// `router.use('/:service', ...)` take it apart, all parts as the client wrote them.
+#[derive(Debug, PartialEq)]
+struct WidgetPath<'a> {
+    /// `<context>/wb`, in the client's case: a mount path matches in any case.
+    mount: &'a str,
+    /// The service segment, still percent-encoded.
+    service: &'a str,
+    /// What the handler sees as `req.url` (before the query); empty for `/`.
+    rest: &'a str,
+}
+
+impl<'a> WidgetPath<'a> {
+    fn parse(context_path: &str, path: &'a str) -> Option<Self> {
+        let after_context = strip_prefix_ignore_ascii_case(path, context_path)?;
+        let after_mount = strip_prefix_ignore_ascii_case(after_context, "/wb")?;
+        let mount = &path[..path.len() - after_mount.len()];
+        let after_mount = without_doubled_slash(after_mount).strip_prefix('/')?;
+        let (service, rest) = after_mount.split_at(after_mount.find('/').unwrap_or(after_mount.len()));
+        (!service.is_empty()).then(|| WidgetPath { mount, service, rest: without_doubled_slash(rest) })
+    }
+
+    /// `req.baseUrl`: Express joins the matched parts without their trailing slashes.
+    fn base_url(&self) -> String {
+        format!("{}/{}", self.mount, self.service)
+    }
+}
+
+/// Express matches a path prefix with `\/?(?=\/|$)`: a slash that another one follows
+/// (or that ends the path) belongs to the prefix, so `/console/wb//status/` is the
+/// service `status` with `req.url` `/`, as `/console/wb/status` is.
+fn without_doubled_slash(path: &str) -> &str {
+    if path.starts_with("//") || path == "/" {
+        &path[1..]
+    } else {
+        path
+    }
 }
 
 /// The request's header lines for the worker, sorted by name. actix-web keeps headers in
@@ -51,6 +80,18 @@ fn header_lines(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect();
     lines.sort_by(|a, b| a.0.cmp(&b.0));
     lines
+}
+
+/// The `widget-id` header as the stage reads it (`req.header('widget-id')`): Node joins
+/// repeated lines with ", ", so two of them name no widget, rather than the first one.
+fn widget_header(headers: &HeaderMap) -> String {
+    let mut values = headers.get_all("widget-id").map(|value| value.to_str().unwrap_or(""));
+    let mut joined = values.next().unwrap_or("").to_owned();
+    for more in values {
+        joined.push_str(", ");
+        joined.push_str(more);
+    }
+    joined
 }
 
 /// A path segment decoded as Express decodes route parameters (`decodeURIComponent`):
@@ -72,7 +113,7 @@ fn strip_prefix_ignore_ascii_case<'a>(text: &'a str, prefix: &str) -> Option<&'a
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
     let request_id = state.next_request_id();
-    let widget = req.headers().get("widget-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let widget = widget_header(req.headers());
     let mut routed = Routed::default();
     let result = forward(&req, payload, &state, &widget, &mut routed).await;
     let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
@@ -116,8 +157,9 @@ async fn forward(
 ) -> Result<HttpResponse, GatewayError> {
     let config = &state.config;
     let path = req.uri().path();
-    let (raw_service, rest) = split_path(&config.server.context_path, path)
+    let widget_path = WidgetPath::parse(&config.server.context_path, path)
         .ok_or_else(|| GatewayError::not_found(format!("Cannot {} {path}", req.method())))?;
+    let raw_service = widget_path.service;
     let service = decode_param(raw_service)
         .ok_or_else(|| GatewayError::bad_request(format!("Failed to decode param '{raw_service}'")))?;
     routed.service = service.clone();
@@ -158,6 +200,7 @@ async fn forward(
     routed.endpoint_known = true;
 
     let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let rest = widget_path.rest;
     let url = if rest.is_empty() { format!("/{query}") } else { format!("{rest}{query}") };
     // HTTP/1.1 framing: without a length or a transfer coding there is no body.
     let has_body = req.headers().contains_key("transfer-encoding") || declared_length.is_some_and(|len| len > 0);
@@ -166,8 +209,7 @@ async fn forward(
         method: method.to_owned(),
         url,
         original_url: req.uri().path_and_query().map_or_else(|| path.to_owned(), |p| p.as_str().to_owned()),
-        // As the client spelt it: the mount path matches in any case.
-        base_url: path[..path.len() - rest.len()].to_owned(),
+        base_url: widget_path.base_url(),
         service: service.clone(),
         headers: header_lines(req.headers()),
         ip: req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
@@ -307,7 +349,7 @@ fn route_error(error: RouteError, widget: &str, service: &str, method: &str) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::{decode_param, split_path};
+    use super::{decode_param, WidgetPath};
 
     #[test]
     fn decodes_params_like_decode_uri_component() {
@@ -319,16 +361,39 @@ mod tests {
         }
     }
 
+    /// (service, req.url before the query, req.baseUrl), or None where the stage's router
+    /// does not match (each checked against Express 4.21).
+    fn split(context_path: &str, path: &str) -> Option<(String, String, String)> {
+        let parsed = WidgetPath::parse(context_path, path)?;
+        Some((parsed.service.to_owned(), parsed.rest.to_owned(), parsed.base_url()))
+    }
+
+    fn parts(service: &str, rest: &str, base_url: &str) -> Option<(String, String, String)> {
+        Some((service.to_owned(), rest.to_owned(), base_url.to_owned()))
+    }
+
     #[test]
     fn splits_like_router_use_service() {
-        assert_eq!(split_path("/console", "/console/wb/status"), Some(("status", "")));
-        assert_eq!(split_path("/console", "/console/wb/status/a/b"), Some(("status", "/a/b")));
-        assert_eq!(split_path("/console", "/console/wb/status/"), Some(("status", "/")));
-        assert_eq!(split_path("/console", "/console/wb/"), None);
-        assert_eq!(split_path("/console", "/other/wb/status"), None);
-        assert_eq!(split_path("", "/wb/x"), Some(("x", "")));
-        assert_eq!(split_path("/console", "/Console/WB/status"), Some(("status", "")));
-        assert_eq!(split_path("/console", "/consolé/wb/status"), None);
-        assert_eq!(split_path("/console", "/cons"), None);
+        assert_eq!(split("/console", "/console/wb/status"), parts("status", "", "/console/wb/status"));
+        assert_eq!(split("/console", "/console/wb/status/a/b"), parts("status", "/a/b", "/console/wb/status"));
+        assert_eq!(split("/console", "/console/wb/status/"), parts("status", "", "/console/wb/status"));
+        assert_eq!(split("/console", "/console/wb/"), None);
+        assert_eq!(split("/console", "/console/wb"), None);
+        assert_eq!(split("/console", "/console/wbx/status"), None);
+        assert_eq!(split("/console", "/other/wb/status"), None);
+        assert_eq!(split("", "/wb/x"), parts("x", "", "/wb/x"));
+        assert_eq!(split("/console", "/Console/WB/st%61tus"), parts("st%61tus", "", "/Console/WB/st%61tus"));
+        assert_eq!(split("/console", "/consolé/wb/status"), None);
+        assert_eq!(split("/console", "/cons"), None);
+    }
+
+    #[test]
+    fn a_doubled_slash_after_a_matched_part_belongs_to_it_as_in_express() {
+        assert_eq!(split("/console", "/console/wb//status"), parts("status", "", "/console/wb/status"));
+        assert_eq!(split("/console", "/Console/WB//status/a"), parts("status", "/a", "/Console/WB/status"));
+        assert_eq!(split("/console", "/console/wb/status//x"), parts("status", "/x", "/console/wb/status"));
+        assert_eq!(split("/console", "/console/wb/status//"), parts("status", "/", "/console/wb/status"));
+        assert_eq!(split("/console", "/console/wb/status///x"), parts("status", "//x", "/console/wb/status"));
+        assert_eq!(split("/console", "/console/wb///status"), None);
     }
 }
