@@ -96,7 +96,7 @@ impl Exchange {
 
     /// The rest of the response body, acknowledged to the worker as it is consumed.
     pub fn into_body(self) -> ResponseBody {
-        ResponseBody { exchange: self }
+        ResponseBody { exchange: self, held_error: None }
     }
 }
 
@@ -110,12 +110,21 @@ impl Drop for Exchange {
 
 pub struct ResponseBody {
     exchange: Exchange,
+    /// An abort waiting for one `Pending` to go by first: actix-web drops a connection
+    /// on a body error without writing what it buffered (the head, the last chunks),
+    /// while Node has sent those before it destroys the socket. On `Pending` actix
+    /// flushes, so the client gets what the widget wrote and then the cut.
+    held_error: Option<WorkerGone>,
 }
 
 impl Stream for ResponseBody {
     type Item = Result<Bytes, WorkerGone>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(gone) = self.held_error.take() {
+            self.exchange.finished = true;
+            return Poll::Ready(Some(Err(gone)));
+        }
         let exchange = &mut self.exchange;
         match exchange.channels.body.poll_recv(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
@@ -125,8 +134,9 @@ impl Stream for ResponseBody {
                 Poll::Ready(Some(Ok(bytes)))
             }
             Poll::Ready(Some(Err(gone))) => {
-                exchange.finished = true;
-                Poll::Ready(Some(Err(gone)))
+                self.held_error = Some(gone);
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Ready(None) => {
                 exchange.finished = true;
