@@ -66,6 +66,13 @@ function setCharset(type, charset) {
   return result;
 }
 
+// Node's own check of a header name argument (validateString), with its exact error: a
+// real OutgoingMessage method run on a spare one, which has no headers to read.
+const spareOutgoing = new http.OutgoingMessage();
+function validateNameArgument(name) {
+  if (typeof name !== 'string') http.OutgoingMessage.prototype.getHeader.call(spareOutgoing, name);
+}
+
 function nodeError(Ctor, code, message) {
   const err = new Ctor(message);
   err.code = code;
@@ -146,7 +153,8 @@ class WidgetResponse extends Stream {
   }
 
   getHeader(name) {
-    const entry = this._headers.get(String(name).toLowerCase());
+    validateNameArgument(name);
+    const entry = this._headers.get(name.toLowerCase());
     return entry && entry[1];
   }
 
@@ -161,14 +169,16 @@ class WidgetResponse extends Stream {
   }
 
   hasHeader(name) {
-    return this._headers.has(String(name).toLowerCase());
+    validateNameArgument(name);
+    return this._headers.has(name.toLowerCase());
   }
 
   removeHeader(name) {
+    validateNameArgument(name);
     if (this.headersSent) {
       throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot remove headers after they are sent to the client');
     }
-    this._headers.delete(String(name).toLowerCase());
+    this._headers.delete(name.toLowerCase());
   }
 
   // Node's appendHeader: adds values to a header instead of replacing it.

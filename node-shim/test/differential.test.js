@@ -128,7 +128,7 @@ const GET_SERVICES = [
   'send-status-first', 'send-status-last', 'json-status-first', 'json-status-last',
   'redirect-url-status', 'redirect-back', 'json-circular', 'json-bigint', 'set-ct-array',
   'vary-empty', 'append-set-cookie', 'cookie-options', 'write-head-obj-array',
-  'write-invalid', 'node-flags', 'req-node-fields',
+  'write-invalid', 'node-flags', 'req-node-fields', 'header-name-arguments',
 ];
 
 for (const service of GET_SERVICES) {
