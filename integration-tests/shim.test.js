@@ -260,6 +260,18 @@ describe('req and res through the gateway', () => {
       assert.deepEqual([latin1.status, latin1.statusMessage, latin1.text], [200, 'OK', 'latin-1 phrase']);
     });
 
+    it('sendFile and download serve a file of the widget’s folder, and none outside it', async () => {
+      const file = await get('responses', 'send-file');
+      assert.deepEqual([file.status, file.text, file.headers['content-type']], [200, 'a file in the widget folder\n', 'text/plain; charset=UTF-8']);
+      assert.match(file.headers.etag, /^W\/"1c-/);
+      const partial = await get('responses', 'send-file', { headers: { range: 'bytes=2-5' } });
+      assert.deepEqual([partial.status, partial.text, partial.headers['content-range']], [206, 'file', 'bytes 2-5/28']);
+      const download = await get('responses', 'download');
+      assert.deepEqual([download.status, download.headers['content-disposition']], [200, 'attachment; filename="copy.txt"']);
+      const outside = await get('responses', 'send-file-outside');
+      assert.deepEqual([outside.status, outside.text], [403, 'ERR_ACCESS_DENIED']);
+    });
+
     it('sending twice is logged as an error, not a crash', async () => {
       const pid = (await wbe.widgetStatus('responses')).pid;
       const response = await get('responses', 'send-twice');

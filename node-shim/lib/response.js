@@ -23,6 +23,7 @@ const merge = require('utils-merge');
 const statuses = require('statuses');
 const vary = require('vary');
 const { MAX_FRAME_BODY, MAX_WHOLE_BODY } = require('./protocol');
+const { sendFile, download } = require('./send-file');
 
 const CHARSET_RE = /;\s*charset\s*=/;
 // What Node refuses in a header value or status message (its checkInvalidHeaderChar).
@@ -623,6 +624,15 @@ class WidgetResponse extends Stream {
   attachment(filename) {
     if (filename) this.type(path.extname(filename));
     return this.set('Content-Disposition', contentDisposition(filename));
+  }
+
+  // A file from the widget's folder, with send's caching and range support (send-file.js).
+  sendFile(file, options, callback) {
+    sendFile(this, file, options, callback);
+  }
+
+  download(file, filename, options, callback) {
+    return download(this, file, filename, options, callback);
   }
 
   append(field, val) {

@@ -129,6 +129,8 @@ const GET_SERVICES = [
   'redirect-url-status', 'redirect-back', 'json-circular', 'json-bigint', 'set-ct-array',
   'vary-empty', 'append-set-cookie', 'cookie-options', 'write-head-obj-array',
   'write-invalid', 'node-flags', 'req-node-fields', 'header-name-arguments',
+  'send-file', 'send-file-root', 'send-file-missing', 'send-file-directory', 'send-file-relative',
+  'send-file-dotfile', 'send-file-callback', 'download', 'download-named',
 ];
 
 for (const service of GET_SERVICES) {
@@ -231,6 +233,14 @@ test('req.is with a type, a list, several and none', async () => {
     await compare({ method: 'POST', url: '/console/wb/is', headers: ['Content-Type', type], body });
   }
   await compare({ method: 'POST', url: '/console/wb/is' });
+});
+
+test('sendFile answers conditional and range requests as Express does', async () => {
+  await compare({ url: '/console/wb/send-file', headers: ['Range', 'bytes=5-12'] });
+  await compare({ url: '/console/wb/send-file', headers: ['Range', 'bytes=500-'] });
+  const { headers } = await expressRequest({ url: '/console/wb/send-file' });
+  await compare({ url: '/console/wb/send-file', headers: ['If-None-Match', headers.etag] });
+  await compare({ url: '/console/wb/send-file-root', headers: ['If-Modified-Since', headers['last-modified']] });
 });
 
 test('next() on POST falls through to the 404 page', () =>

@@ -83,6 +83,10 @@ module.exports = (r) => {
     res.statusMessage = 'Caf\u00e9';
     res.send('latin-1 phrase');
   });
+  // Files: the widget's own folder is readable in the sandbox, nothing else is.
+  r.register('send-file', (req, res) => res.sendFile(`${__dirname}/file.txt`));
+  r.register('download', (req, res) => res.download('file.txt', 'copy.txt'));
+  r.register('send-file-outside', (req, res) => res.sendFile('/etc/hostname', (err) => res.status(403).send(err.code)));
   r.register('etag-large', (req, res) => res.send('x'.repeat(5000)));
   r.register('utf8', (req, res) => res.send('żółć 😀'));
   // res.send of n patterned bytes: around 512 KiB a whole response stops fitting in one
