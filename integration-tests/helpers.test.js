@@ -186,6 +186,12 @@ describe('helper.Manager and helper.Request', () => {
     assert.deepEqual(withCert.value.query, { tls: '1' });
   });
 
+  it('Request takes an empty `certificate` as none, as the stage does', async () => {
+    const result = await callWidget(wbe, 'request', { method: 'POST', body: { url: `${manager.url}/api/v3.1/echo?empty=1`, options: { certificate: '' } } });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.deepEqual(result.value.query, { empty: '1' });
+  });
+
   it('Request accepts a plain self-signed certificate (openssl req -x509) given as `certificate`, as Node does', async () => {
     const url = `${selfSigned.url}/api/v3.1/echo?self=1`;
     const without = await callWidget(wbe, 'request', { method: 'POST', body: { url } });

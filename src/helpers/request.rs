@@ -36,7 +36,7 @@ pub struct RequestHelper {
 impl RequestHelper {
     pub fn new(config: Arc<Config>) -> Result<RequestHelper, TlsError> {
         let policy = Rc::new(HostPolicy::new(&config.request.allowed_hosts, &config.request.denied_hosts));
-        Ok(RequestHelper { client: tls::http_client(tls::client_config(None)?, policy.resolver(), tls::Redirects::Return), policy })
+        Ok(RequestHelper { client: tls::http_client(tls::client_config(tls::Trust::WebRoots)?, policy.resolver(), tls::Redirects::Return), policy })
     }
 
     pub async fn call(&self, args: Value, budget: &HelperBudget) -> Result<CallResult, CallError> {
@@ -50,9 +50,11 @@ impl RequestHelper {
         self.policy.check(&url)?;
 
         let per_call_client;
-        let client = match string_arg(&args, "certificate") {
+        // As the stage's `if (certificate)`: an empty one is none. A given one is trusted
+        // alone, as Node's `ca` option replaces the default roots.
+        let client = match string_arg(&args, "certificate").filter(|pem| !pem.is_empty()) {
             Some(pem) => {
-                let tls = tls::client_config(Some(pem.as_bytes()))
+                let tls = tls::client_config(tls::Trust::Only(pem.as_bytes()))
                     .map_err(|e| CallError::Refused { message: format!("certificate: {e}") })?;
                 per_call_client = tls::http_client(tls, self.policy.resolver(), tls::Redirects::Return);
                 &per_call_client

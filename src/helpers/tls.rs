@@ -1,5 +1,6 @@
-//! TLS client settings for the helpers: the public web roots, plus a CA the operator
-//! (`manager.ca_cert`) or a widget call (`certificate`) names.
+//! TLS client settings for the helpers: the public web roots plus the CA the operator
+//! names (`manager.ca_cert`), or only the CA a widget call names (`certificate`, which
+//! like Node's `ca` option replaces the default roots).
 //!
 //! A certificate named there may also be the server's own self-signed certificate
 //! (`openssl req -x509`, the usual way a manager is set up by hand). Node, through
@@ -31,21 +32,41 @@ impl std::fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-/// A client configuration trusting the web PKI roots and every certificate in `extra_ca`
-/// (PEM). HTTP/1.1 only: the helpers make one plain request per call.
-pub fn client_config(extra_ca: Option<&[u8]>) -> Result<Arc<ClientConfig>, TlsError> {
-    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+/// Which certificates a client trusts.
+#[derive(Clone, Copy)]
+pub enum Trust<'a> {
+    /// The web PKI roots built into wbe.
+    WebRoots,
+    /// The web roots and the PEM certificates given.
+    WebRootsAnd(&'a [u8]),
+    /// Only the PEM certificates given.
+    Only(&'a [u8]),
+}
+
+/// The trust anchors for `trust`, and the certificates it names (trusted also as a
+/// server's own certificate, see [`TrustNamedCertificates`]).
+fn anchors(trust: Trust) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
+    let (mut roots, pem) = match trust {
+        Trust::WebRoots => return Ok((RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }, Vec::new())),
+        Trust::WebRootsAnd(pem) => (RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }, pem),
+        Trust::Only(pem) => (RootCertStore::empty(), pem),
+    };
     let mut named = Vec::new();
-    if let Some(pem) = extra_ca {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| TlsError(format!("invalid PEM certificate: {e}")))?;
-            roots.add(cert.clone()).map_err(|e| TlsError(format!("unusable CA certificate: {e}")))?;
-            named.push(cert);
-        }
-        if named.is_empty() {
-            return Err(TlsError("no PEM certificate found".into()));
-        }
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| TlsError(format!("invalid PEM certificate: {e}")))?;
+        roots.add(cert.clone()).map_err(|e| TlsError(format!("unusable CA certificate: {e}")))?;
+        named.push(cert);
     }
+    if named.is_empty() {
+        return Err(TlsError("no PEM certificate found".into()));
+    }
+    Ok((roots, named))
+}
+
+/// A client configuration trusting what `trust` says. HTTP/1.1 only: the helpers make one
+/// plain request per call.
+pub fn client_config(trust: Trust) -> Result<Arc<ClientConfig>, TlsError> {
+    let (roots, named) = anchors(trust)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
@@ -108,13 +129,9 @@ impl ServerCertVerifier for TrustNamedCertificates {
 
 /// The client configuration for talking to the manager: web roots plus `manager.ca_cert`.
 pub fn manager_client_config(config: &Config) -> Result<Arc<ClientConfig>, TlsError> {
-    let ca = match &config.manager.ca_cert {
-        Some(path) => Some(
-            std::fs::read(path).map_err(|e| TlsError(format!("cannot read manager.ca_cert {}: {e}", path.display())))?,
-        ),
-        None => None,
-    };
-    client_config(ca.as_deref()).map_err(|e| TlsError(format!("manager.ca_cert: {e}")))
+    let Some(path) = &config.manager.ca_cert else { return client_config(Trust::WebRoots) };
+    let ca = std::fs::read(path).map_err(|e| TlsError(format!("cannot read manager.ca_cert {}: {e}", path.display())))?;
+    client_config(Trust::WebRootsAnd(&ca)).map_err(|e| TlsError(format!("manager.ca_cert: {e}")))
 }
 
 /// Whether a client follows redirects itself.
@@ -144,9 +161,21 @@ pub fn http_client(tls: Arc<ClientConfig>, resolver: Resolver, redirects: Redire
 mod tests {
     use super::*;
 
+    const CA: &[u8] = include_bytes!("testdata/ca.pem");
+
     #[test]
     fn rejects_text_that_holds_no_certificate() {
-        assert!(client_config(Some(b"not a certificate")).is_err());
-        assert!(client_config(None).is_ok());
+        assert!(client_config(Trust::Only(b"not a certificate")).is_err());
+        assert!(client_config(Trust::WebRootsAnd(b"")).is_err());
+        assert!(client_config(Trust::WebRoots).is_ok());
+    }
+
+    #[test]
+    fn a_named_ca_is_added_to_the_web_roots_or_replaces_them() {
+        let web = webpki_roots::TLS_SERVER_ROOTS.len();
+        let (roots, named) = anchors(Trust::WebRootsAnd(CA)).unwrap();
+        assert_eq!((roots.len(), named.len()), (web + 1, 1));
+        let (roots, named) = anchors(Trust::Only(CA)).unwrap();
+        assert_eq!((roots.len(), named.len()), (1, 1));
     }
 }
