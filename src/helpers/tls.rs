@@ -46,9 +46,10 @@ pub enum Trust<'a> {
 /// The trust anchors for `trust`, and the certificates it names (trusted also as a
 /// server's own certificate, see [`TrustNamedCertificates`]).
 fn anchors(trust: Trust) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), TlsError> {
+    let web_roots = || RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     let (mut roots, pem) = match trust {
-        Trust::WebRoots => return Ok((RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }, Vec::new())),
-        Trust::WebRootsAnd(pem) => (RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }, pem),
+        Trust::WebRoots => return Ok((web_roots(), Vec::new())),
+        Trust::WebRootsAnd(pem) => (web_roots(), pem),
         Trust::Only(pem) => (RootCertStore::empty(), pem),
     };
     let mut named = Vec::new();
