@@ -218,6 +218,9 @@ pub enum FromShim {
         #[serde(default)]
         reason: Option<String>,
         headers: Vec<(String, String)>,
+        /// Header values go out as UTF-8, not latin-1 (Node wrote the head with a string body).
+        #[serde(default)]
+        utf8: bool,
         #[serde(default)]
         len: Option<usize>,
         #[serde(default)]

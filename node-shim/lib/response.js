@@ -106,6 +106,10 @@ class WidgetResponse extends Stream {
     this._headers = new Map([['x-powered-by', ['X-Powered-By', 'Express']]]);
     this._headerList = null; // frozen [name, value] pairs once the head is committed
     this._reason = undefined; // the committed statusMessage, unless it is the standard one
+    // How Node would write the head (see _firstWriteIsUtf8): header values as UTF-8
+    // rather than latin-1; and whether end(data) gave the head its Content-Length.
+    this._headUtf8 = false;
+    this._lengthFromEnd = false;
     this._headFrameSent = false;
     this._queue = [];
     this._queuedBytes = 0;
@@ -241,6 +245,8 @@ class WidgetResponse extends Stream {
   flushHeaders() {
     if (this._destroyed || this._ending) return;
     this._commitHead();
+    // Node sends the head with an empty string in the default encoding.
+    if (!this._headFrameSent) this._headUtf8 = true;
     this._pump();
   }
 
@@ -251,9 +257,15 @@ class WidgetResponse extends Stream {
       this._io.reportMisuse('res.write() called after the response ended (write after end)');
       return false;
     }
-    const buf = toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined);
+    const enc = typeof encoding === 'string' ? encoding : undefined;
+    const buf = toBuffer(chunk, enc);
     this._touch();
     this._commitHead();
+    if (!this._headFrameSent) {
+      // Without a Content-Length the body is chunked, and a chunk's size goes out first.
+      const chunked = !this.hasHeader('content-length') && buf.length > 0;
+      this._headUtf8 = this._firstWriteIsUtf8(chunk, enc, chunked);
+    }
     this._enqueue(buf);
     this._pump();
     const ok = this._queuedBytes === 0 && this._credit > 0;
@@ -284,7 +296,16 @@ class WidgetResponse extends Stream {
       return this;
     }
     const buf = data == null ? null : toBuffer(data, enc);
-    if (!this.headersSent) this._setImplicitLength(buf ? buf.length : 0);
+    // Node takes an empty string (or none) as no data: the head then goes out alone.
+    const hasData = Boolean(data);
+    if (!this._headFrameSent) {
+      const chunked = this.headersSent && !this.hasHeader('content-length');
+      this._headUtf8 = hasData && this._firstWriteIsUtf8(data, enc, chunked && buf.length > 0);
+    }
+    if (!this.headersSent) {
+      this._setImplicitLength(buf ? buf.length : 0);
+      this._lengthFromEnd = hasData && buf.length > 0;
+    }
     this._commitHead();
     if (buf) this._enqueue(buf);
     this._ending = true;
@@ -354,10 +375,21 @@ class WidgetResponse extends Stream {
   // Node sets Content-Length itself when the whole body is given to end() before any
   // header went out; statuses that carry no body get none.
   _setImplicitLength(length) {
-    const status = this.statusCode;
-    const bodyless = status === 204 || status === 304 || (status >= 100 && status < 200);
-    if (bodyless || this.hasHeader('content-length') || this.hasHeader('transfer-encoding')) return;
+    if (!this._hasBody() || this.hasHeader('content-length') || this.hasHeader('transfer-encoding')) return;
     this.setHeader('Content-Length', length);
+  }
+
+  // Node writes the head in one piece with the first body bytes when they are a string in
+  // its default encoding and come first (not after a chunk size): then the head string
+  // goes out as UTF-8, so does every header value beyond ASCII. Otherwise as latin-1.
+  _firstWriteIsUtf8(chunk, encoding, chunked) {
+    return this._hasBody() && !chunked && typeof chunk === 'string' && (encoding === undefined || encoding === 'utf8');
+  }
+
+  // Node's _hasBody: these answers carry no body, and what a handler writes is dropped.
+  _hasBody() {
+    const status = this.statusCode;
+    return !(status === 204 || status === 304 || (status >= 100 && status < 200)) && this.req.method !== 'HEAD';
   }
 
   // Node's _implicitHeader: the first write or end sends the head as it stands.
@@ -366,7 +398,7 @@ class WidgetResponse extends Stream {
   }
 
   _enqueue(buf) {
-    if (buf.length === 0) return;
+    if (buf.length === 0 || !this._hasBody()) return;
     this._queue.push(buf);
     this._queuedBytes += buf.length;
   }
@@ -427,7 +459,20 @@ class WidgetResponse extends Stream {
   _headFrame() {
     const frame = { t: 'head', id: this._id, status: this.statusCode, headers: this._headerList };
     if (this._reason !== undefined) frame.reason = this._reason;
+    if (this._headUtf8) frame.utf8 = true;
+    if (this._lengthFromEnd && this._headers.has('content-disposition')) this._latin1ContentDisposition();
     return frame;
+  }
+
+  // Node 20 (nodejs/node#46528) turns a Content-Disposition value into latin-1 bytes when
+  // the head has a Content-Length from end(data), then reads them back as UTF-8: each
+  // character beyond ASCII becomes U+FFFD, which goes out as UTF-8 or, as latin-1, 0xFD.
+  _latin1ContentDisposition() {
+    for (const pair of this._headerList) {
+      if (pair[0] !== 'content-disposition') continue;
+      const decoded = Buffer.from(pair[1], 'latin1').toString('utf8');
+      pair[1] = this._headUtf8 ? decoded : Buffer.from(decoded, 'latin1').toString('latin1');
+    }
   }
 
   _finish() {
@@ -512,11 +557,16 @@ class WidgetResponse extends Stream {
     const generateETag = !this.get('ETag');
     let len;
     if (chunk !== undefined) {
-      if (!Buffer.isBuffer(chunk)) {
+      if (Buffer.isBuffer(chunk)) {
+        len = chunk.length;
+      } else if (!generateETag && chunk.length < 1000) {
+        // Kept a string, as Express keeps it: which decides how Node writes the head.
+        len = Buffer.byteLength(chunk, encoding);
+      } else {
         chunk = Buffer.from(chunk, encoding);
         encoding = undefined;
+        len = chunk.length;
       }
-      len = chunk.length;
       this.set('Content-Length', len);
     }
     if (generateETag && len !== undefined) this.set('ETag', weakEtag(chunk));

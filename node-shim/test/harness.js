@@ -171,10 +171,12 @@ class Shim {
   }
 }
 
-// head-frame header list -> {name: value | [values]} like Node's incoming res.headers.
-function headerObject(list) {
+// A head frame's header list -> {name: value | [values]} as Node's client reads them:
+// each byte a character, from the bytes the gateway writes (UTF-8 when the frame says so).
+function headerObject({ headers, utf8 }) {
   const out = {};
-  for (const [name, value] of list) {
+  for (const [name, text] of headers) {
+    const value = utf8 ? Buffer.from(text, 'utf8').toString('latin1') : text;
     if (name === 'set-cookie') (out[name] = out[name] || []).push(value);
     else out[name] = name in out ? `${out[name]}, ${value}` : value;
   }

@@ -283,8 +283,13 @@ async fn forward(
         if HOP_BY_HOP.contains(&lower.as_str()) {
             continue;
         }
-        // The shim sends header values as latin-1 text, as Node writes them: one byte a char.
-        let bytes: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+        // Bytes as Node writes them: a character each (latin-1), unless the head went out
+        // with a string body, which Node writes as UTF-8.
+        let bytes: Option<Vec<u8>> = if head.utf8 {
+            Some(value.into_bytes())
+        } else {
+            value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+        };
         let value = bytes.ok_or(()).and_then(|b| HeaderValue::from_bytes(&b).map_err(|_| ()));
         match (HeaderName::from_bytes(lower.as_bytes()), value) {
             (Ok(name), Ok(value)) => {

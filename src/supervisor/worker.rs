@@ -56,6 +56,8 @@ pub struct ResponseHead {
     pub status: u16,
     /// The widget's own reason phrase, when it set one.
     pub reason: Option<String>,
+    /// Header values are written as UTF-8 instead of latin-1.
+    pub utf8: bool,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub end: bool,
@@ -290,7 +292,7 @@ impl WorkerConn {
             self.check_issued(*id)?;
         }
         match frame {
-            FromShim::Head { id, status, reason, headers, end, .. } => {
+            FromShim::Head { id, status, reason, headers, utf8, end, .. } => {
                 let mut table = self.lock();
                 let Some(entry) = table.get_mut(&id) else { return Ok(()) };
                 let Some(head_tx) = entry.head.take() else {
@@ -311,7 +313,7 @@ impl WorkerConn {
                 if end {
                     self.take(id);
                 }
-                let _ = head_tx.send(Ok(ResponseHead { status, reason, headers, body, end }));
+                let _ = head_tx.send(Ok(ResponseHead { status, reason, headers, utf8, body, end }));
             }
             FromShim::Chunk { id, .. } => {
                 let mut table = self.lock();

@@ -87,6 +87,17 @@ module.exports = (r) => {
   r.register('send-file', (req, res) => res.sendFile(`${__dirname}/file.txt`));
   r.register('download', (req, res) => res.download('file.txt', 'copy.txt'));
   r.register('send-file-outside', (req, res) => res.sendFile('/etc/hostname', (err) => res.status(403).send(err.code)));
+  // Header values beyond ASCII, in the bytes Node writes: UTF-8 when the head goes out
+  // with a string body, latin-1 otherwise; Content-Disposition mangled by end(data).
+  r.register('latin1-end-string', (req, res) => {
+    res.setHeader('X-Name', 'Zo\u00eb');
+    res.end('string body');
+  });
+  r.register('latin1-end-buffer', (req, res) => {
+    res.setHeader('X-Name', 'Zo\u00eb');
+    res.end(Buffer.from('buffer body'));
+  });
+  r.register('latin1-attachment', (req, res) => res.attachment('r\u00e9sum\u00e9.txt').send('attached'));
   r.register('etag-large', (req, res) => res.send('x'.repeat(5000)));
   r.register('utf8', (req, res) => res.send('żółć 😀'));
   // res.send of n patterned bytes: around 512 KiB a whole response stops fitting in one
