@@ -215,6 +215,19 @@ test('POST body through body/json and PUT body through for-await', async () => {
   await compare({ method: 'PUT', url: '/console/wb/echo-stream', body: 'raw bytes ü' });
 });
 
+test('request bodies through the body package and the stream API', async () => {
+  const json = ['Content-Type', 'application/json'];
+  const form = ['Content-Type', 'application/x-www-form-urlencoded'];
+  const cases = [
+    ['body-text', [], 'hello \u00fc'], ['body-text-limit', [], 'longer than five bytes'],
+    ['body-text', ['Content-Type', 'text/plain; charset=latin1'], Buffer.from([0x68, 0xe9])],
+    ['body-form', form, 'a=1&b[c]=2&a=3'], ['body-form', [], 'x=y'],
+    ['body-any', json, '{"z":true}'], ['body-any', form, 'q=1'], ['body-any', ['Content-Type', 'text/plain'], 'plain'],
+    ['body-set-encoding', [], 'abc'], ['body-read', [], 'x'.repeat(150000)], ['body-pipe', [], 'echo me'],
+  ];
+  for (const [service, headers, body] of cases) await compare({ method: 'POST', url: `/console/wb/${service}`, headers, body });
+});
+
 test('req.cookies as cookie-parser gives them, whatever the Cookie header holds', async () => {
   for (const header of ['hasOwnProperty=1; b=2', 'a=j:false; b=j:0; c=j:null; d=j:""; e=j:{"x":1}; f=j:[1', '__proto__=x; constructor=y']) {
     await compare({ url: '/console/wb/req-cookies', headers: ['Cookie', header] });

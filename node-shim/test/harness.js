@@ -5,6 +5,7 @@
 
 const { spawn } = require('child_process');
 const path = require('path');
+const { MAX_FRAME_BODY } = require('../lib/protocol');
 
 const SHIM = path.join(__dirname, '..', 'shim.js');
 const MODULES_DIR = path.join(__dirname, '..', 'node_modules');
@@ -141,7 +142,11 @@ class Shim {
     const end = body === undefined;
     this.send({ t: 'req', id, method, ...routeOf(url), headers, ip, protocol: 'http', user, window, end });
     if (!end) {
-      this.send({ t: 'body', id }, body);
+      // In frames of at most 64 KiB, as the gateway sends a body.
+      const bytes = Buffer.from(body);
+      for (let at = 0; at < bytes.length; at += MAX_FRAME_BODY) {
+        this.send({ t: 'body', id }, bytes.subarray(at, at + MAX_FRAME_BODY));
+      }
       this.send({ t: 'end', id });
     }
     return this.collect(id, from, ack);
