@@ -90,10 +90,6 @@ class WidgetRequest extends Readable {
     this.aborted = false;
     this.complete = false;
     this.upgrade = false;
-    // The gateway does not forward a chunked body's trailers; Node's are empty too
-    // until the body has been read, which is when a handler looks.
-    this.trailers = {};
-    this.rawTrailers = [];
     this._onConsumed = onConsumed;
     this._unacked = 0;
   }
@@ -135,6 +131,26 @@ class WidgetRequest extends Readable {
 
   get connection() {
     return this.socket;
+  }
+
+  // The gateway does not forward a chunked body's trailers: empty, as Node's are for a
+  // body without any. Made on first use; few handlers look.
+  get trailers() {
+    this._trailers ??= {};
+    return this._trailers;
+  }
+
+  set trailers(value) {
+    this._trailers = value;
+  }
+
+  get rawTrailers() {
+    this._rawTrailers ??= [];
+    return this._rawTrailers;
+  }
+
+  set rawTrailers(value) {
+    this._rawTrailers = value;
   }
 
   get subdomains() {
