@@ -131,6 +131,13 @@ const GET_SERVICES = [
   'write-invalid', 'node-flags', 'req-node-fields', 'header-name-arguments',
   'send-file', 'send-file-root', 'send-file-missing', 'send-file-directory', 'send-file-relative',
   'send-file-dotfile', 'send-file-callback', 'download', 'download-named',
+  'edge-clear-maxage', 'edge-cookie-maxage-str', 'edge-cookie-maxage-num', 'edge-cookie-domain',
+  'edge-cookie-bad', 'edge-cookie-bad-value', 'edge-location-no-referer', 'edge-vary-array',
+  'edge-links-multi', 'edge-type-charset-preserve', 'edge-set-ct-charset-json',
+  'edge-send-empty-object', 'edge-json-date', 'edge-json-tojson', 'edge-sendstatus-418',
+  'edge-redirect-encoded', 'edge-redirect-empty', 'edge-format-no-match-default',
+  'edge-format-uses-type', 'edge-append-empty', 'edge-get-ct', 'edge-set-lower-ct',
+  'edge-status-chain-json', 'edge-writehead-then-set', 'edge-headers-sent-after-end',
 ];
 
 for (const service of GET_SERVICES) {
