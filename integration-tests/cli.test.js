@@ -175,10 +175,12 @@ describe('config errors', () => {
     });
   }
 
-  it('a TOML syntax error exits non-zero with one line', () => {
-    const result = runWbe(['serve', '--config', writeConfig('[server\nlisten = \n')], { timeout: 20_000 });
+  it('a TOML syntax error exits non-zero with one line naming the file, line and column', () => {
+    const config = writeConfig('[server]\nlisten = \n');
+    const result = runWbe(['serve', '--config', config], { timeout: 20_000 });
     assert.notEqual(result.status, 0);
     assert.equal(result.stderr.split('\n').filter((l) => l.trim() !== '').length, 1, result.stderr);
+    assert.ok(result.stderr.includes(`${config}: line 2, column 10: `), result.stderr);
   });
 
   it('a missing config file exits non-zero naming it', () => {

@@ -352,24 +352,34 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError(format!("config error: cannot read {}: {e}", path.display()))
         })?;
-        let mut config = Self::from_toml(&text)?;
+        let mut config =
+            Self::parse(&text).map_err(|what| ConfigError(format!("config error: {}: {what}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         Ok(config)
     }
 
-    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+    /// The configuration in `text`, or what is wrong with it: the key, or for a syntax
+    /// error (which belongs to no key) the line and column.
+    fn parse(text: &str) -> Result<Config, String> {
         let deserializer = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
             let message = e.inner().message().replace('\n', " ");
-            if key == "." || key.is_empty() {
-                ConfigError(format!("config error: {}", message.trim()))
-            } else {
-                invalid(&key, message.trim())
+            let message = message.trim();
+            if key != "." && !key.is_empty() {
+                return format!("`{key}`: {message}");
             }
-        })?;
-        Ok(config)
+            match e.inner().span() {
+                Some(span) => {
+                    let before = text.get(..span.start).unwrap_or(text);
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+                    format!("line {line}, column {column}: {message}")
+                }
+                None => message.to_owned(),
+            }
+        })
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -456,7 +466,7 @@ mod tests {
 
     #[test]
     fn empty_file_gives_documented_defaults() {
-        let c = Config::from_toml("").unwrap();
+        let c = Config::parse("").unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8089");
         assert_eq!(c.server.context_path, "/console");
         assert_eq!(c.manager.api_version, "v3.1");
@@ -467,29 +477,36 @@ mod tests {
     #[test]
     fn repository_config_toml_matches_the_defaults() {
         let text = std::fs::read_to_string(install_root().join("config.toml")).unwrap();
-        let file = Config::from_toml(&text).unwrap();
+        let file = Config::parse(&text).unwrap();
         let defaults = Config::default();
         assert_eq!(format!("{file:?}"), format!("{defaults:?}"));
     }
 
     #[test]
     fn unknown_key_is_named_on_one_line() {
-        let err = Config::from_toml("[server]\nlisen = \"x\"\n").unwrap_err().to_string();
+        let err = Config::parse("[server]\nlisen = \"x\"\n").unwrap_err();
         assert!(err.contains("server.lisen"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }
 
     #[test]
+    fn a_syntax_error_is_placed_by_line_and_column() {
+        let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\n\n[workers\n").unwrap_err();
+        assert!(err.starts_with("line 4, column 9: "), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
     fn bad_duration_and_size_name_their_key() {
-        let err = Config::from_toml("[workers]\nhandler_timeout = \"abc\"\n").unwrap_err().to_string();
+        let err = Config::parse("[workers]\nhandler_timeout = \"abc\"\n").unwrap_err();
         assert!(err.contains("workers.handler_timeout") && err.contains("abc"), "{err}");
-        let err = Config::from_toml("[server]\nmax_body_size = \"lots\"\n").unwrap_err().to_string();
+        let err = Config::parse("[server]\nmax_body_size = \"lots\"\n").unwrap_err();
         assert!(err.contains("server.max_body_size"), "{err}");
     }
 
     #[test]
     fn sizes_and_durations_parse() {
-        let c = Config::from_toml("[server]\nmax_body_size = \"512KB\"\n[auth]\ncache_ttl = \"500ms\"\n").unwrap();
+        let c = Config::parse("[server]\nmax_body_size = \"512KB\"\n[auth]\ncache_ttl = \"500ms\"\n").unwrap();
         assert_eq!(c.server.max_body_size, 512_000);
         assert_eq!(c.auth.cache_ttl, Duration::from_millis(500));
     }
