@@ -4,7 +4,9 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { EXAMPLES, runWbe, startWbe } = require('./lib/wbe');
+const fs = require('node:fs');
+const path = require('node:path');
+const { EXAMPLES, REPO, runWbe, startWbe } = require('./lib/wbe');
 const { startFakeManager } = require('./lib/fake-manager');
 
 const EXAMPLE_IDS = ['json-echo', 'manager-info', 'status', 'ts-lodash'];
@@ -30,6 +32,38 @@ describe('serving the examples', () => {
   after(async () => {
     await wbe.stop();
     await manager.stop();
+  });
+
+  // The README's "Calling the examples": every curl there that shows its answer (a
+  // `# ...` line after it) gives that answer, so the README cannot drift from the widgets.
+  it('the README’s example calls answer what the README shows', async () => {
+    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+    const section = readme.split('### Calling the examples')[1].split('```sh')[1].split('```')[0];
+    const lines = section.replace(/\\\n\s*/g, ' ').split('\n').map((line) => line.trim());
+    let checked = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const expected = lines[i + 1] && lines[i + 1].startsWith('# ') ? lines[i + 1].slice(2) : null;
+      if (!lines[i].startsWith('curl ') || expected === null) continue;
+      const words = [...lines[i].matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]);
+      const headers = {};
+      let body;
+      let url;
+      for (let w = 1; w < words.length; w++) {
+        if (words[w] === '-H') {
+          const [name, ...value] = words[++w].split(':');
+          headers[name.trim()] = value.join(':').trim();
+        } else if (words[w] === '-d') {
+          body = words[++w];
+        } else if (words[w].startsWith('http://127.0.0.1:8089')) {
+          url = words[w].replace('http://127.0.0.1:8089', '');
+        }
+      }
+      assert.ok(url, `no URL in: ${lines[i]}`);
+      const response = await wbe.fetch(url, { method: body === undefined ? 'GET' : 'POST', headers, body });
+      assert.equal(await response.text(), expected, lines[i]);
+      checked += 1;
+    }
+    assert.ok(checked >= 3, `only ${checked} example calls with an answer were found`);
   });
 
   it('status answers OK', async () => {
