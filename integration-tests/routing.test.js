@@ -22,7 +22,7 @@ async function assertJsonError(response, status, message) {
 describe('widget routing', () => {
   let wbe;
   before(async () => {
-    wbe = await startWbe({ widgets: fixtureWidgets(['alpha', 'beta', 'no-backend']), config: '[server]\nmax_body_size = "1KB"\n' });
+    wbe = await startWbe({ widgets: fixtureWidgets(['alpha', 'beta', 'no-backend', 'json-body']), config: '[server]\nmax_body_size = "1KB"\n' });
   });
   after(() => wbe.stop());
 
@@ -160,6 +160,15 @@ describe('widget routing', () => {
     const ok = await wbe.call('status', { widget: 'alpha' });
     assert.equal(ok.status, 200);
     assert.equal(await ok.text(), 'alpha OK');
+  });
+
+  it('logs a request whose body breaks off midway, though actix leaves it unanswered', async () => {
+    // The only request to json-body in this suite.
+    await rawRequest(wbe.port, 'POST /console/wb/echo HTTP/1.1\r\nHost: x\r\nwidget-id: json-body\r\n' +
+      'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{"a":\r\nzz\r\nnot a chunk\r\n');
+    const line = await wbe.waitForLog((l) => l.msg === 'request' && l.widget === 'json-body');
+    assert.deepEqual([line.endpoint, line.method, line.status], ['echo', 'POST', 499]);
+    assert.equal((await wbe.call('status', { widget: 'alpha' })).status, 200);
   });
 
   it('answers 413 JSON for a declared body over max_body_size', async () => {

@@ -111,32 +111,21 @@ fn strip_prefix_ignore_ascii_case<'a>(text: &'a str, prefix: &str) -> Option<&'a
 }
 
 pub async fn handle(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let started = Instant::now();
-    let request_id = state.next_request_id();
-    let widget = widget_header(req.headers());
-    let mut routed = Routed::default();
-    let result = forward(&req, payload, &state, &widget, &mut routed).await;
+    let mut record = RequestRecord {
+        started: Instant::now(),
+        request_id: state.next_request_id(),
+        widget: widget_header(req.headers()),
+        method: req.method().as_str().to_owned(),
+        routed: Routed::default(),
+        status: None,
+        state: state.clone(),
+    };
+    let result = forward(&req, payload, &state, &record.widget, &mut record.routed).await;
     let mut response = result.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(&record.request_id) {
         response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
     }
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    info!(state.log, "request";
-        "request_id" => request_id,
-        "widget" => &widget,
-        "endpoint" => &routed.service,
-        "method" => req.method().as_str(),
-        "status" => status,
-        "duration_ms" => elapsed.as_secs_f64() * 1000.0,
-    );
-    if routed.widget_known {
-        // The endpoint as registered (upper-cased, as matched), so that every spelling a
-        // request may use for it (`status`, `STATUS`, `ß`/`ss`) counts under one label.
-        let endpoint = if routed.endpoint_known { routed.service.to_uppercase().to_lowercase() } else { "unknown".into() };
-        let labels = RequestLabels { widget, endpoint, method: req.method().as_str().to_owned(), status };
-        state.metrics.record(labels, elapsed);
-    }
+    record.status = Some(response.status().as_u16());
     response
 }
 
@@ -146,6 +135,46 @@ struct Routed {
     service: String,
     widget_known: bool,
     endpoint_known: bool,
+}
+
+/// A request's log line and metrics, written once however it ends: when `handle`
+/// answers, and also when actix drops the request unanswered (a request body whose
+/// framing breaks midway, a shutdown past its grace), which is logged as 499.
+struct RequestRecord {
+    started: Instant,
+    request_id: String,
+    widget: String,
+    method: String,
+    routed: Routed,
+    /// The status answered; `None` until then.
+    status: Option<u16>,
+    state: web::Data<AppState>,
+}
+
+/// nginx's "client closed request": the connection ended before the answer.
+const UNANSWERED: u16 = 499;
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        let status = self.status.unwrap_or(UNANSWERED);
+        let routed = &self.routed;
+        info!(self.state.log, "request";
+            "request_id" => &self.request_id,
+            "widget" => &self.widget,
+            "endpoint" => &routed.service,
+            "method" => &self.method,
+            "status" => status,
+            "duration_ms" => elapsed.as_secs_f64() * 1000.0,
+        );
+        if routed.widget_known {
+            // The endpoint as registered (upper-cased, as matched), so that every spelling
+            // a request may use for it (`status`, `STATUS`, `ß`/`ss`) counts under one label.
+            let endpoint = if routed.endpoint_known { routed.service.to_uppercase().to_lowercase() } else { "unknown".into() };
+            let labels = RequestLabels { widget: std::mem::take(&mut self.widget), endpoint, method: std::mem::take(&mut self.method), status };
+            self.state.metrics.record(labels, elapsed);
+        }
+    }
 }
 
 async fn forward(
@@ -244,7 +273,7 @@ async fn forward(
             exchange.cancel(CancelReason::Client);
             // Nobody will read this; it is what the request's log line shows (nginx's 499).
             return Err(GatewayError::new(
-                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                StatusCode::from_u16(UNANSWERED).unwrap_or(StatusCode::BAD_REQUEST),
                 "The client closed the connection before the widget answered",
             ));
         }
