@@ -37,7 +37,6 @@ function toBuffer(chunk, encoding) {
     'The "chunk" argument must be of type string or an instance of Buffer or Uint8Array');
 }
 
-
 class OutgoingResponse extends Stream {
   // io: {send(frame), onDone(), reportMisuse(message)} supplied by the dispatcher.
   constructor(req, id, window, io) {

@@ -58,7 +58,6 @@ function setCharset(type, charset) {
   return result;
 }
 
-
 class WidgetResponse extends OutgoingResponse {
   constructor(req, id, window, io) {
     super(req, id, window, io);
