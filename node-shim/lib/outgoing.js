@@ -65,6 +65,8 @@ class OutgoingResponse extends Stream {
     this._destroyed = false;
     this._idleMs = 0; // setTimeout()'s idle time; 0: none
     this._idleTimer = undefined;
+    this._corked = 0;
+    this._closed = false;
   }
 
   // -- Node ServerResponse surface ------------------------------------------------
@@ -93,6 +95,46 @@ class OutgoingResponse extends Stream {
     return this._destroyed;
   }
 
+  // Whether 'close' was emitted.
+  get closed() {
+    return this._closed;
+  }
+
+  get errored() {
+    return null;
+  }
+
+  // The writable-stream counters Node reports for a response: bytes waiting for the
+  // window, Node's default high-water mark, and cork() calls not yet undone.
+  get writableLength() {
+    return this._queuedBytes;
+  }
+
+  get writableHighWaterMark() {
+    return 16384;
+  }
+
+  get writableNeedDrain() {
+    return !this._destroyed && !this._finished && this._needDrain;
+  }
+
+  get writableObjectMode() {
+    return false;
+  }
+
+  get writableCorked() {
+    return this._corked;
+  }
+
+  // Frames are batched per event-loop turn already; cork() and uncork() only count.
+  cork() {
+    this._corked += 1;
+  }
+
+  uncork() {
+    if (this._corked > 0) this._corked -= 1;
+  }
+
   setHeader(name, value) {
     if (this.headersSent) {
       throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot set headers after they are sent to the client');
@@ -117,6 +159,43 @@ class OutgoingResponse extends Stream {
 
   getHeaderNames() {
     return [...this._headers.keys()];
+  }
+
+  getRawHeaderNames() {
+    return [...this._headers.values()].map(([name]) => name);
+  }
+
+  // Node's setHeaders(Headers | Map): each header through setHeader(), the Set-Cookie
+  // lines gathered into one list (a Headers object gives them one by one).
+  setHeaders(headers) {
+    if (this.headersSent) {
+      throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot set headers after they are sent to the client');
+    }
+    if (!headers || Array.isArray(headers) || typeof headers.keys !== 'function' || typeof headers.get !== 'function') {
+      http.OutgoingMessage.prototype.setHeaders.call(spareOutgoing, headers); // throws Node's own error
+    }
+    const cookies = [];
+    for (const [name, value] of headers) {
+      if (name === 'set-cookie') cookies.push(...[].concat(value));
+      else this.setHeader(name, value);
+    }
+    if (cookies.length > 0) this.setHeader('set-cookie', cookies);
+    return this;
+  }
+
+  // Checked as Node checks them, then dropped: the gateway sends no trailers.
+  addTrailers(headers) {
+    http.OutgoingMessage.prototype.addTrailers.call(spareOutgoing, headers);
+  }
+
+  // Interim responses (100 Continue, 102, 103) are the gateway's business, not the
+  // widget's: only the callbacks run.
+  writeContinue(callback) {
+    if (typeof callback === 'function') process.nextTick(callback);
+  }
+
+  writeEarlyHints(hints, callback) {
+    this.writeContinue(callback);
   }
 
   hasHeader(name) {
@@ -313,7 +392,10 @@ class OutgoingResponse extends Stream {
     this._queue = [];
     this._queuedBytes = 0;
     this._io.onDone();
-    process.nextTick(() => this.emit('close'));
+    process.nextTick(() => {
+      this._closed = true;
+      this.emit('close');
+    });
   }
 
   // -- internals ------------------------------------------------------------------
@@ -427,9 +509,14 @@ class OutgoingResponse extends Stream {
     this._io.onDone();
     process.nextTick(() => {
       this.emit('finish');
+      this._closed = true;
       this.emit('close');
     });
   }
 }
+
+// Node's old name for writeHead, still there; 102 Processing is as interim as 100.
+OutgoingResponse.prototype.writeHeader = OutgoingResponse.prototype.writeHead;
+OutgoingResponse.prototype.writeProcessing = OutgoingResponse.prototype.writeContinue;
 
 module.exports = { OutgoingResponse };
