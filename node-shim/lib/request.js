@@ -133,6 +133,28 @@ class WidgetRequest extends Readable {
     return this.socket;
   }
 
+  // Node's older alias of socket.
+  get client() {
+    return this.socket;
+  }
+
+  // Every header's lines as the client sent them, unjoined: {name: [value, ...]}.
+  get headersDistinct() {
+    if (this._headersDistinct === undefined) {
+      const distinct = {};
+      for (let i = 0; i < this.rawHeaders.length; i += 2) {
+        (distinct[this.rawHeaders[i].toLowerCase()] ??= []).push(this.rawHeaders[i + 1]);
+      }
+      this._headersDistinct = distinct;
+    }
+    return this._headersDistinct;
+  }
+
+  get trailersDistinct() {
+    this._trailersDistinct ??= {};
+    return this._trailersDistinct;
+  }
+
   // The gateway does not forward a chunked body's trailers: empty, as Node's are for a
   // body without any. Made on first use; few handlers look.
   get trailers() {
@@ -288,5 +310,9 @@ class WidgetRequest extends Readable {
     this._onConsumed(bytes);
   }
 }
+
+// A server's request has no status; Node sets these to null.
+WidgetRequest.prototype.statusCode = null;
+WidgetRequest.prototype.statusMessage = null;
 
 module.exports = { WidgetRequest };

@@ -144,6 +144,9 @@ for (const service of GET_SERVICES) {
   test(`GET ${service} matches Express`, () => compare({ url: `/console/wb/${service}` }));
 }
 
+test('req.headersDistinct keeps every line of a repeated header', () =>
+  compare({ url: '/console/wb/req-node-fields', headers: ['X-Dup', 'a', 'X-Dup', 'b', 'Cookie', 'c=1', 'Cookie', 'd=2'] }));
+
 test('service names are case-insensitive', () => compare({ url: '/console/wb/Send-String' }));
 
 test('jsonp with and without callback', async () => {
