@@ -279,7 +279,7 @@ class OutgoingResponse extends Stream {
     const cb = typeof encoding === 'function' ? encoding : callback;
     if (this._destroyed) return false; // cancelled: the gateway no longer listens
     if (this._ending) {
-      this._io.reportMisuse('res.write() called after the response ended (write after end)');
+      this._writeAfterEnd('write', cb);
       return false;
     }
     const enc = typeof encoding === 'string' ? encoding : undefined;
@@ -315,8 +315,12 @@ class OutgoingResponse extends Stream {
     }
     if (this._destroyed) return this;
     if (this._ending) {
-      if (data != null && data.length > 0) {
-        this._io.reportMisuse('res.end(data) called after the response ended (write after end)');
+      if (data) {
+        this._writeAfterEnd('end', cb);
+      } else if (typeof cb === 'function') {
+        // As Node: on 'finish' while the body is still going out, an error once it is out.
+        if (!this._finished) this.once('finish', cb);
+        else cb(nodeError(Error, 'ERR_STREAM_ALREADY_FINISHED', 'Cannot call end after a stream was finished'));
       }
       return this;
     }
@@ -399,6 +403,17 @@ class OutgoingResponse extends Stream {
   }
 
   // -- internals ------------------------------------------------------------------
+
+  // Data after the end: Node hands the error to the callback and to 'error' listeners;
+  // with none listening it would take the whole server down. Here it is also reported.
+  _writeAfterEnd(method, callback) {
+    this._io.reportMisuse(`res.${method}() called after the response ended (write after end)`);
+    const err = nodeError(Error, 'ERR_STREAM_WRITE_AFTER_END', 'write after end');
+    process.nextTick(() => {
+      if (typeof callback === 'function') callback(err);
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+  }
 
   // Node sets Content-Length itself when the whole body is given to end() before any
   // header went out; statuses that carry no body get none.

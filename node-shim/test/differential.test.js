@@ -147,6 +147,13 @@ for (const service of GET_SERVICES) {
 test('req.headersDistinct keeps every line of a repeated header', () =>
   compare({ url: '/console/wb/req-node-fields', headers: ['X-Dup', 'a', 'X-Dup', 'b', 'Cookie', 'c=1', 'Cookie', 'd=2'] }));
 
+test('writes and ends after the end reach callbacks and error listeners as in Node', async () => {
+  await compare({ url: '/console/wb/after-end' });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Express and the shim each keep their own copy of the list (separate processes).
+  await compare({ url: '/console/wb/after-end-seen' });
+});
+
 test('service names are case-insensitive', () => compare({ url: '/console/wb/Send-String' }));
 
 test('jsonp with and without callback', async () => {
