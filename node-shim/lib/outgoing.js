@@ -67,6 +67,8 @@ class OutgoingResponse extends Stream {
     this._idleTimer = undefined;
     this._corked = 0;
     this._closed = false;
+    // removeHeader('Content-Length') was called: Node then sends end(data) chunked.
+    this._removedContentLength = false;
   }
 
   // -- Node ServerResponse surface ------------------------------------------------
@@ -208,7 +210,9 @@ class OutgoingResponse extends Stream {
     if (this.headersSent) {
       throw nodeError(Error, 'ERR_HTTP_HEADERS_SENT', 'Cannot remove headers after they are sent to the client');
     }
-    this._headers.delete(name.toLowerCase());
+    const key = name.toLowerCase();
+    if (key === 'content-length') this._removedContentLength = true;
+    this._headers.delete(key);
   }
 
   // Node's appendHeader: adds values to a header instead of replacing it.
@@ -328,7 +332,7 @@ class OutgoingResponse extends Stream {
     // Node takes an empty string (or none) as no data: the head then goes out alone.
     const hasData = Boolean(data);
     if (!this._headFrameSent) {
-      const chunked = this.headersSent && !this.hasHeader('content-length');
+      const chunked = (this.headersSent || this._removedContentLength) && !this.hasHeader('content-length');
       this._headUtf8 = hasData && this._firstWriteIsUtf8(data, enc, chunked && buf.length > 0);
     }
     if (!this.headersSent) {
@@ -418,7 +422,8 @@ class OutgoingResponse extends Stream {
   // Node sets Content-Length itself when the whole body is given to end() before any
   // header went out; statuses that carry no body get none.
   _setImplicitLength(length) {
-    if (!this._hasBody() || this.hasHeader('content-length') || this.hasHeader('transfer-encoding')) return;
+    if (!this._hasBody() || this._removedContentLength) return;
+    if (this.hasHeader('content-length') || this.hasHeader('transfer-encoding')) return;
     this.setHeader('Content-Length', length);
   }
 

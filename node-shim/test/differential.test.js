@@ -128,7 +128,7 @@ const GET_SERVICES = [
   'send-status-first', 'send-status-last', 'json-status-first', 'json-status-last',
   'redirect-url-status', 'redirect-back', 'json-circular', 'json-bigint', 'set-ct-array',
   'vary-empty', 'append-set-cookie', 'cookie-options', 'write-head-obj-array',
-  'write-invalid', 'node-flags', 'req-node-fields', 'header-name-arguments', 'node-writable-api',
+  'write-invalid', 'node-flags', 'req-node-fields', 'header-name-arguments', 'node-writable-api', 'removed-content-length',
   'send-file', 'send-file-root', 'send-file-missing', 'send-file-directory', 'send-file-relative',
   'send-file-dotfile', 'send-file-callback', 'download', 'download-named',
   'edge-clear-maxage', 'edge-cookie-maxage-str', 'edge-cookie-maxage-num', 'edge-cookie-domain',
