@@ -186,6 +186,18 @@ describe('helper.Manager and helper.Request', () => {
     assert.deepEqual(withCert.value.query, { tls: '1' });
   });
 
+  it('a browser’s Accept-Encoding passed on is not passed to the server: the helper decodes what it asked for', async () => {
+    const browser = { 'accept-encoding': 'gzip, deflate, br, zstd' };
+    const before = manager.requestsTo('/compressed').length;
+    const viaManager = await callWidget(wbe, 'call', { method: 'POST', body: { method: 'GET', url: '/compressed', options: { headers: browser } } });
+    assert.deepEqual(viaManager, { ok: true, value: { compressed: true } });
+    const viaRequest = await callWidget(wbe, 'request', { method: 'POST', body: { url: `${manager.url}/api/v3.1/compressed`, options: { headers: browser } } });
+    assert.deepEqual(viaRequest, { ok: true, value: { compressed: true } });
+    for (const seen of manager.requestsTo('/compressed').slice(before)) {
+      assert.doesNotMatch(seen.headers['accept-encoding'] || '', /br|zstd/);
+    }
+  });
+
   it('Request takes an empty `certificate` as none, as the stage does', async () => {
     const result = await callWidget(wbe, 'request', { method: 'POST', body: { url: `${manager.url}/api/v3.1/echo?empty=1`, options: { certificate: '' } } });
     assert.equal(result.ok, true, JSON.stringify(result));

@@ -8,6 +8,7 @@ const http = require('node:http');
 const https = require('node:https');
 const fs = require('node:fs');
 const path = require('node:path');
+const zlib = require('node:zlib');
 const { execFileSync } = require('node:child_process');
 const { tempDir } = require('./wbe');
 
@@ -148,6 +149,15 @@ async function startFakeManager({ blueprints = 2500, tls = false } = {}) {
       }, Number(url.searchParams.get('ms') || 3000));
       timers.add(timer);
       return timer;
+    }
+    if (route === '/compressed') {
+      // Content coding as a web server chooses it from Accept-Encoding: brotli first.
+      const body = Buffer.from(JSON.stringify({ compressed: true }));
+      const accepted = req.headers['accept-encoding'] || '';
+      const [coding, bytes] = /\bbr\b/.test(accepted) ? ['br', zlib.brotliCompressSync(body)]
+        : /\bgzip\b/.test(accepted) ? ['gzip', zlib.gzipSync(body)] : [null, body];
+      res.writeHead(200, { 'content-type': 'application/json', ...(coding ? { 'content-encoding': coding } : {}) });
+      return res.end(bytes);
     }
     if (route === '/text') {
       res.writeHead(200, { 'content-type': 'text/plain' });

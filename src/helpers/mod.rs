@@ -113,8 +113,10 @@ fn string_arg(args: &Value, key: &str) -> Option<String> {
 }
 
 /// Headers a widget passes on from its own request (`headers: req.headers`) that describe
-/// that request's hop, not the helper's: the helper's client sets its own.
-const CALLERS_HOP: [&str; 4] = ["host", "content-length", "connection", "transfer-encoding"];
+/// that request's hop, not the helper's: the helper's client sets its own. Among them the
+/// browser's Accept-Encoding (`br`, `zstd`): the helper hands the widget decoded bytes,
+/// so it asks only for the codings it can decode.
+const CALLERS_HOP: [&str; 5] = ["host", "content-length", "connection", "transfer-encoding", "accept-encoding"];
 
 /// Turns a JSON `headers` object into the header pairs to send, refusing values a header
 /// cannot hold and leaving out those of [`CALLERS_HOP`].
@@ -227,7 +229,7 @@ mod tests {
     #[test]
     fn header_args_leave_out_the_callers_hop_and_refuse_what_a_header_cannot_hold() {
         let args = json!({"headers": {"Host": "console", "content-length": "3", "Connection": "close",
-            "transfer-encoding": "chunked", "Cookie": "a=1", "x-n": 5, "gone": null}});
+            "transfer-encoding": "chunked", "Accept-Encoding": "br", "Cookie": "a=1", "x-n": 5, "gone": null}});
         let pairs = header_args(&args).unwrap();
         assert_eq!(pairs, [("cookie".to_string(), "a=1".to_string()), ("x-n".to_string(), "5".to_string())]);
         assert!(header_args(&json!({"headers": {"host": "a\r\nx: y"}})).is_err());
