@@ -292,7 +292,7 @@ class OutgoingResponse extends Stream {
     this._commitHead();
     if (!this._headFrameSent) {
       // Without a Content-Length the body is chunked, and a chunk's size goes out first.
-      const chunked = !this.hasHeader('content-length') && buf.length > 0;
+      const chunked = !this._headers.has('content-length') && buf.length > 0;
       this._headUtf8 = this._firstWriteIsUtf8(chunk, enc, chunked);
     }
     this._enqueue(buf);
@@ -332,7 +332,7 @@ class OutgoingResponse extends Stream {
     // Node takes an empty string (or none) as no data: the head then goes out alone.
     const hasData = Boolean(data);
     if (!this._headFrameSent) {
-      const chunked = (this.headersSent || this._removedContentLength) && !this.hasHeader('content-length');
+      const chunked = (this.headersSent || this._removedContentLength) && !this._headers.has('content-length');
       this._headUtf8 = hasData && this._firstWriteIsUtf8(data, enc, chunked && buf.length > 0);
     }
     if (!this.headersSent) {
@@ -423,7 +423,7 @@ class OutgoingResponse extends Stream {
   // header went out; statuses that carry no body get none.
   _setImplicitLength(length) {
     if (!this._hasBody() || this._removedContentLength) return;
-    if (this.hasHeader('content-length') || this.hasHeader('transfer-encoding')) return;
+    if (this._headers.has('content-length') || this._headers.has('transfer-encoding')) return;
     this.setHeader('Content-Length', length);
   }
 
